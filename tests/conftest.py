@@ -1,0 +1,20 @@
+"""Shared pytest configuration for the whole test suite.
+
+Hypothesis profiles: ``ci`` is bounded and derandomized (the same examples on
+every run, no example database written), ``dev`` explores more and keeps its
+database so a failure found locally replays.  Both disable the per-example
+deadline: timing belongs to ``benchmarks/``, never to tests (STYLE.md).
+The ``CI`` environment variable selects ``ci``; ``HYPOTHESIS_PROFILE``
+overrides the choice.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True, database=None)
+settings.register_profile("dev", max_examples=100, deadline=None)
+_IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _IN_CI else "dev"))
