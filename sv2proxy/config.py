@@ -1,0 +1,736 @@
+"""Configuration: YAML or TOML files parsed into frozen dataclasses (SEED-API.md "Configuration").
+
+Every setting is declared exactly once, as a field of the dataclasses below made with
+:func:`setting`: its default spelled as a file would spell it, the parser that turns file values
+into the typed value, and one line of help that the command line reuses.  Adding a key is adding
+one such line; the loader, the command-line overrides and :func:`describe` walk the dataclasses,
+so they need no change.  Code below this module only ever sees the dataclasses, never a raw dict.
+
+Every mistake is a :class:`~sv2proxy.errors.ConfigError` whose ``str()`` is one line naming where
+the value came from (``FILE: dotted.key`` or the command-line option) and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import ipaddress
+import math
+import re
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import Field, dataclass, field, fields, replace
+from functools import partial
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+import yaml
+
+from sv2proxy.errors import ConfigError
+from sv2proxy.noise.keys import decode_authority_public_key
+
+T = TypeVar("T")
+
+# -- how a setting is declared ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What a parser may need to know about where a value was written."""
+
+    #: Relative paths are taken relative to this: the config file's directory for file values
+    #: (so a daemon started from any directory reads the same files), the working directory for
+    #: command-line values.
+    base_dir: Path
+    #: True for command-line values, which arrive as text whatever their type.
+    from_text: bool = False
+
+
+Parser = Callable[[object, _Context], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Setting:
+    default: object
+    parse: Parser
+    help: str
+    secret: bool
+
+
+_SETTING = "sv2proxy.setting"
+_SECTION = "sv2proxy.section"
+
+
+def _default(spec: _Setting) -> object:
+    # Defaults go through the same parser as file values, so the dataclass default and the same
+    # text written in conf/sv2proxy.yaml cannot disagree (a test checks the file too).
+    return spec.parse(spec.default, _Context(base_dir=Path.cwd()))
+
+
+def setting(default: object, parse: Parser, help: str, *, secret: bool = False) -> Any:
+    """Declare one setting: its default as a file spells it, its parser and one line of help.
+
+    ``secret=True`` keeps the value out of :func:`describe` (and so out of the logs).
+    """
+    spec = _Setting(default, parse, help, secret)
+    return field(default_factory=partial(_default, spec), metadata={_SETTING: spec})
+
+
+def section(cls: type[T]) -> Any:
+    """Declare a nested mapping of settings, parsed into ``cls``."""
+    return field(default_factory=cls, metadata={_SECTION: cls})
+
+
+# -- parsers: file value -> typed value; ValueError says what was expected ----------------------
+
+
+def _number(value: object, ctx: _Context) -> float | int | None:
+    if isinstance(value, bool):  # YAML's `yes` is a bool, and bool is an int subclass
+        return None
+    if isinstance(value, int | float):
+        return value if math.isfinite(value) else None
+    if ctx.from_text and isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def parse_positive_int(value: object, ctx: _Context) -> int:
+    number = _number(value, ctx)
+    if not isinstance(number, int) or number <= 0:
+        raise ValueError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def parse_positive_number(value: object, ctx: _Context) -> float:
+    number = _number(value, ctx)
+    if number is None or number <= 0:
+        raise ValueError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def parse_non_negative_number(value: object, ctx: _Context) -> float:
+    number = _number(value, ctx)
+    if number is None or number < 0:
+        raise ValueError(f"expected a number >= 0, got {value!r}")
+    return number
+
+
+def parse_path(value: object, ctx: _Context) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a path, got {value!r}")
+    try:
+        result = Path(value.strip()).expanduser()
+    except RuntimeError:
+        raise ValueError(f"cannot expand '~' in {value!r} (no home directory)") from None
+    return result if result.is_absolute() else ctx.base_dir / result
+
+
+_NULL_WORDS = frozenset({"", "null", "none", "false", "off"})
+
+
+def optional(parse: Callable[[object, _Context], T]) -> Callable[[object, _Context], T | None]:
+    """``parse``, or None for null; TOML has no null, so ``false`` means "none" as well."""
+
+    def parse_optional(value: object, ctx: _Context) -> T | None:
+        if value is None or value is False:
+            return None
+        if ctx.from_text and isinstance(value, str) and value.strip().lower() in _NULL_WORDS:
+            return None
+        return parse(value, ctx)
+
+    return parse_optional
+
+
+class Mode(enum.StrEnum):
+    """Where jobs come from: a local node (pool, including solo) or a remote pool (proxy)."""
+
+    POOL = "pool"
+    PROXY = "proxy"
+
+
+def parse_mode(value: object, ctx: _Context) -> Mode:
+    if isinstance(value, str):
+        try:
+            return Mode(value)
+        except ValueError:
+            pass
+    raise ValueError(f"expected 'pool' or 'proxy', got {value!r}")
+
+
+# HOST is an IP literal or a DNS name; the name is resolved only when it is used.
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _host(text: str) -> str | None:
+    """``text`` as a host (IPv6 without brackets), or None if it is neither an IP nor a name."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    labels = text.rstrip(".").split(".")
+    if len(text) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return None
+    if all(label.isdigit() for label in labels):  # 999.1.1.1 is a bad IP, not a name
+        return None
+    return text
+
+
+def _port(text: str, lowest: int) -> int | None:
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if lowest <= number <= 65535 else None
+
+
+def _split_host_port(text: str) -> tuple[str, str] | None:
+    """``HOST:PORT`` or ``[V6]:PORT`` split in two (HOST may be empty); None if neither."""
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0 or text[close + 1 : close + 2] != ":":
+            return None
+        return text[1:close], text[close + 2 :]
+    host, colon, port = text.rpartition(":")
+    if not colon or ":" in host:  # a bare IPv6 address: which colon starts the port?
+        return None
+    return host, port
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """Where to accept connections: a Twisted server endpoint description, and the text given.
+
+    ``endpoint`` is what ``twisted.internet.endpoints.serverFromString`` takes; ``text`` is what
+    the operator wrote, for logs and error messages.
+    """
+
+    endpoint: str
+    text: str
+
+
+def _quote(argument: str) -> str:
+    # Endpoint descriptions separate arguments with ':' (an IPv6 address needs escaping).
+    return argument.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def _endpoint_arguments(description: str) -> tuple[list[str], dict[str, str]]:
+    """The positional and keyword arguments of an endpoint description (after its type)."""
+    parts: list[str] = [""]
+    escaped = False
+    for char in description:
+        if escaped:
+            parts[-1] += char
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            parts.append("")
+        else:
+            parts[-1] += char
+    args: list[str] = []
+    kwargs: dict[str, str] = {}
+    for part in parts[1:]:
+        key, equals, value = part.partition("=")
+        if equals:
+            kwargs[key] = value
+        else:
+            args.append(part)
+    return args, kwargs
+
+
+# The endpoint types an address may name, each with the keywords it takes and its usage; an
+# unknown keyword would otherwise only fail when the listener starts.
+_TCP_KEYWORDS = frozenset({"port", "interface", "backlog"})
+_ENDPOINT_TYPES: Mapping[str, tuple[frozenset[str], str]] = MappingProxyType(
+    {
+        "tcp": (_TCP_KEYWORDS, "tcp:PORT[:interface=ADDRESS]"),
+        "tcp6": (_TCP_KEYWORDS, "tcp6:PORT[:interface=ADDRESS]"),
+        "ssl": (
+            _TCP_KEYWORDS
+            | {"privateKey", "certKey", "extraCertChain", "sslmethod", "dhParameters"},
+            "ssl:PORT:privateKey=FILE[:certKey=FILE]",
+        ),
+        "unix": (frozenset({"address", "mode", "backlog", "lockfile"}), "unix:PATH"),
+        "systemd": (frozenset({"domain", "index", "name"}), "systemd:domain=INET:index=N"),
+    }
+)
+
+
+def _endpoint_address(text: str, kind: str) -> ListenAddress:
+    keywords, usage = _ENDPOINT_TYPES[kind]
+    args, kwargs = _endpoint_arguments(text)
+    unknown = sorted(set(kwargs) - keywords)
+    if unknown:
+        raise ValueError(f"expected {usage} (no {unknown[0]!r} option), got {text!r}")
+    if kind in ("tcp", "tcp6", "ssl"):
+        port = args[0] if args else kwargs.get("port", "")
+        if len(args) > 1 or _port(port, lowest=0) is None:
+            raise ValueError(f"expected {usage} with a port in 0-65535, got {text!r}")
+    elif kind == "unix":
+        if not (args[:1] or [kwargs.get("address", "")])[0]:
+            raise ValueError(f"expected {usage}, got {text!r}")
+    elif "domain" not in kwargs or ("index" not in kwargs and "name" not in kwargs):
+        raise ValueError(f"expected {usage}, got {text!r}")
+    return ListenAddress(endpoint=text, text=text)
+
+
+def parse_listen_address(value: object, ctx: _Context) -> ListenAddress:
+    """``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` (all interfaces) or a Twisted endpoint string."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    text = value.strip()
+    kind = text.partition(":")[0]
+    if kind in _ENDPOINT_TYPES:
+        return _endpoint_address(text, kind)
+    split = _split_host_port(text)
+    if split is None:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    host_text, port_text = split
+    port = _port(port_text, lowest=0)
+    if port is None:
+        raise ValueError(f"expected HOST:PORT with a port in 0-65535, got {value!r}")
+    if not host_text:
+        return ListenAddress(endpoint=f"tcp:{port}", text=text)
+    host = _host(host_text)
+    if host is None:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    kind = "tcp6" if ":" in host else "tcp"
+    return ListenAddress(endpoint=f"{kind}:{port}:interface={_quote(host)}", text=text)
+
+
+class PoolProtocol(enum.IntEnum):
+    """The protocol an upstream pool speaks, by the scheme of its URL."""
+
+    V1 = 1  # stratum+tcp://
+    V2 = 2  # stratum2+tcp://, Noise-encrypted and pinned to the pool's authority key
+
+
+_POOL_SCHEMES: Mapping[str, PoolProtocol] = MappingProxyType(
+    {"stratum2+tcp": PoolProtocol.V2, "stratum+tcp": PoolProtocol.V1}
+)
+_POOL_URL_FORMS = "stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY or stratum+tcp://HOST:PORT"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUrl:
+    """An upstream pool: where it is and, for Stratum V2, the authority key its Noise is pinned to.
+
+    ``authority_key`` is the 32-byte x-only key (None for Stratum V1); ``text`` is the URL as
+    written, for logs.
+    """
+
+    text: str
+    protocol: PoolProtocol
+    host: str
+    port: int
+    authority_key: bytes | None
+
+
+def parse_pool_url(value: object, ctx: _Context) -> PoolUrl:
+    if not isinstance(value, str):
+        raise ValueError(f"expected {_POOL_URL_FORMS}, got {value!r}")
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise ValueError(f"expected {_POOL_URL_FORMS}, got {value!r}") from None
+    protocol = _POOL_SCHEMES.get(parts.scheme.lower())
+    if protocol is None or "://" not in text:
+        raise ValueError(f"expected {_POOL_URL_FORMS}, got {value!r}")
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"expected {_POOL_URL_FORMS} (no user, query or fragment), got {value!r}")
+    split = _split_host_port(parts.netloc)
+    if split is None and ":" not in parts.netloc.rpartition("]")[2]:
+        raise ValueError(f"expected {_POOL_URL_FORMS}, got {value!r} (no port)")
+    host = _host(split[0]) if split else None
+    if split is None or host is None:
+        raise ValueError(f"expected {_POOL_URL_FORMS}, got {value!r}")
+    port = _port(split[1], lowest=1)
+    if port is None:
+        raise ValueError(f"expected a port in 1-65535, got {split[1]!r} in {value!r}")
+    key_text = parts.path.strip("/")
+    if protocol is PoolProtocol.V1:
+        if key_text:
+            raise ValueError(f"expected stratum+tcp://HOST:PORT (no path), got {value!r}")
+        return PoolUrl(text, protocol, host, port, None)
+    if not key_text:
+        raise ValueError(
+            "expected stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY (the pool's authority public key"
+            f" pins its Noise handshake), got {value!r}"
+        )
+    try:
+        key = decode_authority_public_key(key_text)
+    except ValueError as e:
+        raise ValueError(f"invalid authority public key {key_text!r}: {e}") from None
+    return PoolUrl(text, protocol, host, port, key)
+
+
+# -- the schema ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    """Where miners connect; an address equal to the other one means one port serves both."""
+
+    sv2: ListenAddress | None = setting(
+        "0.0.0.0:34254",
+        optional(parse_listen_address),
+        "where Stratum V2 miners connect; null disables",
+    )
+    sv1: ListenAddress | None = setting(
+        "0.0.0.0:3333",
+        optional(parse_listen_address),
+        "where Stratum V1 miners connect; null disables; the sv2 address => one port for both",
+    )
+
+    @property
+    def shared(self) -> bool:
+        """True when SV1 and SV2 miners share one port (the protocol is told by the first bytes)."""
+        if self.sv1 is None or self.sv2 is None:
+            return False
+        return self.sv1.endpoint == self.sv2.endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseConfig:
+    """The Noise NX responder: our authority key and the certificates it signs."""
+
+    authority_key_file: Path | None = setting(
+        None, optional(parse_path), "authority secret key file; null => DATA_DIR/authority.key"
+    )
+    certificate_validity: int = setting(
+        3600, parse_positive_int, "seconds each signed certificate is valid"
+    )
+    handshake_timeout: float = setting(
+        10, parse_positive_number, "seconds a client has to complete the Noise handshake"
+    )
+    clock_leeway: float = setting(
+        10, parse_non_negative_number, "seconds of clock skew tolerated on certificate validity"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration of one daemon."""
+
+    mode: Mode = setting(
+        "pool", parse_mode, "pool (jobs from a local node) or proxy (jobs from pool_url)"
+    )
+    data_dir: Path = setting(
+        "~/.local/share/sv2proxy", parse_path, "directory for keys, shares and found blocks"
+    )
+    pool_url: PoolUrl | None = setting(
+        None, optional(parse_pool_url), f"upstream pool for proxy mode: {_POOL_URL_FORMS}"
+    )
+    listen: ListenConfig = section(ListenConfig)
+    noise: NoiseConfig = section(NoiseConfig)
+
+    @property
+    def authority_key_path(self) -> Path:
+        """Where the authority secret key is read (or created on first start)."""
+        return self.noise.authority_key_file or self.data_dir / "authority.key"
+
+
+# -- walking the schema -------------------------------------------------------------------------
+
+
+def _fields_of(cls: type) -> Iterator[tuple[str, Field[Any]]]:
+    for f in fields(cls):
+        yield f.name, f
+
+
+def _leaves(cls: type, prefix: str = "") -> Iterator[tuple[str, _Setting]]:
+    for name, f in _fields_of(cls):
+        if _SECTION in f.metadata:
+            yield from _leaves(f.metadata[_SECTION], f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", f.metadata[_SETTING]
+
+
+def keys() -> list[str]:
+    """Every setting's dotted key, in declaration order."""
+    return [key for key, _ in _leaves(Config)]
+
+
+def help_text(key: str) -> str:
+    """The one line of help declared with the setting ``key``."""
+    return dict(_leaves(Config))[key].help
+
+
+def option_name(key: str) -> str:
+    """The command-line option that overrides ``key``: ``listen.sv2`` -> ``--listen-sv2``."""
+    return "--" + key.replace(".", "-").replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """One raw value and where it came from, for parsing and for error messages."""
+
+    raw: object
+    where: str  # "FILE: dotted.key" or "--option"
+    ctx: _Context
+
+
+def _unknown_key(where: str, key: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return ConfigError(f"{where}: unknown key (did you mean {close[0]!r}?)")
+    return ConfigError(f"{where}: unknown key (expected one of: {', '.join(known)})")
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _collect(
+    cls: type,
+    raw: Mapping[Any, Any],
+    prefix: str,
+    file: str,
+    ctx: _Context,
+    out: dict[str, _Value],
+    also_known: tuple[str, ...] = (),
+) -> None:
+    """Check the keys of one mapping against ``cls`` and note every leaf value in ``out``.
+
+    ``also_known`` are keys handled elsewhere, offered as suggestions for a misspelt key.
+    """
+    known = {name: f for name, f in _fields_of(cls)}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        f = known.get(key) if isinstance(key, str) else None
+        if f is None:
+            raise _unknown_key(f"{file}: {dotted}", str(key), [*known, *also_known])
+        if _SECTION in f.metadata:
+            if value is None:  # a section whose keys are all commented out
+                continue
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{file}: {dotted}: expected a mapping, got {value!r}")
+            _collect(f.metadata[_SECTION], value, f"{dotted}.", file, ctx, out)
+        else:
+            out[dotted] = _Value(value, f"{file}: {dotted}", ctx)
+
+
+def _build(cls: type[T], prefix: str, values: Mapping[str, _Value]) -> T:
+    kwargs: dict[str, object] = {}
+    for name, f in _fields_of(cls):
+        dotted = f"{prefix}{name}"
+        if _SECTION in f.metadata:
+            kwargs[name] = _build(f.metadata[_SECTION], f"{dotted}.", values)
+        elif dotted in values:
+            value = values[dotted]
+            try:
+                kwargs[name] = f.metadata[_SETTING].parse(value.raw, value.ctx)
+            except ValueError as e:
+                raise ConfigError(f"{value.where}: {e}") from None
+    return cls(**kwargs)
+
+
+# -- reading files ------------------------------------------------------------------------------
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys, which YAML would otherwise silently overwrite."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str):
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _read_yaml(file: str, text: str) -> object:
+    try:
+        return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader: builds plain data only
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{file}: line {mark.line + 1}" if mark else file
+        raise ConfigError(f"{where}: invalid YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{file}: invalid YAML: {str(e).splitlines()[0]}") from None
+
+
+def _read_toml(file: str, text: str) -> object:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{file}: invalid TOML: {e}") from None
+
+
+_READERS: Mapping[str, Callable[[str, str], object]] = MappingProxyType(
+    {".yaml": _read_yaml, ".yml": _read_yaml, ".toml": _read_toml}
+)
+
+
+def _read(file: str) -> Mapping[Any, Any]:
+    reader = _READERS.get(Path(file).suffix.lower())
+    if reader is None:
+        raise ConfigError(f"{file}: unknown configuration format (expected .yaml, .yml or .toml)")
+    try:
+        data = Path(file).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{file}: is a directory, expected a file") from None
+    except OSError as e:
+        raise ConfigError(f"{file}: cannot read ({e.strerror or e})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{file}: not UTF-8 text (bad byte at offset {e.start})") from None
+    document = reader(file, text)
+    if document is None:  # an empty (or all-comment) YAML file: the defaults
+        return {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(
+            f"{file}: expected a mapping of settings at the top level, got {_type_name(document)}"
+        )
+    return document
+
+
+# The seed's TOML section (SEED-API.md "Configuration") and where each of its keys lands.
+_SEED_SECTION = "stratum_v2"
+_SEED_KEYS = ("enabled", "listen_addr", "pool_url")
+
+
+def _translate_seed(file: str, document: Mapping[Any, Any], ctx: _Context) -> dict[str, _Value]:
+    """The values given by the seed's ``[stratum_v2]`` section, keyed by our dotted keys."""
+    seed = document[_SEED_SECTION]
+    where = f"{file}: {_SEED_SECTION}"
+    if not isinstance(seed, Mapping):
+        raise ConfigError(f"{where}: expected a table, got {seed!r}")
+    for key in seed:
+        if key not in _SEED_KEYS:
+            raise _unknown_key(f"{where}.{key}", str(key), list(_SEED_KEYS))
+    out: dict[str, _Value] = {}
+    enabled = seed.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{where}.enabled: expected true or false, got {enabled!r}")
+    if not enabled:
+        out["listen.sv2"] = _Value(None, f"{where}.enabled", ctx)
+    elif "listen_addr" in seed:
+        out["listen.sv2"] = _Value(seed["listen_addr"], f"{where}.listen_addr", ctx)
+    if "pool_url" in seed:
+        out["pool_url"] = _Value(seed["pool_url"], f"{where}.pool_url", ctx)
+    return out
+
+
+def _file_values(file: str) -> dict[str, _Value]:
+    document = _read(file)
+    ctx = _Context(base_dir=Path(file).parent.absolute())
+    seed: dict[str, _Value] = {}
+    also_known: tuple[str, ...] = ()
+    if Path(file).suffix.lower() == ".toml":
+        also_known = (_SEED_SECTION,)
+        if _SEED_SECTION in document:
+            seed = _translate_seed(file, document, ctx)
+            document = {k: v for k, v in document.items() if k != _SEED_SECTION}
+    values: dict[str, _Value] = {}
+    _collect(Config, document, "", file, ctx, values, also_known)
+    for key, value in seed.items():
+        if key in values:  # the same setting twice, once in each form
+            raise ConfigError(f"{value.where}: conflicts with {key} (give only one)")
+        values[key] = value
+    return values
+
+
+# -- the API ------------------------------------------------------------------------------------
+
+_NO_OVERRIDES: Mapping[str, object] = MappingProxyType({})
+
+
+def load_config(file: str | None, overrides: Mapping[str, object] = _NO_OVERRIDES) -> Config:
+    """The configuration from ``file`` (None: the defaults) with command-line ``overrides``.
+
+    ``overrides`` maps dotted keys (``"listen.sv2"``) to values; text values are read the way the
+    command line means them (numbers from digits, ``null`` for none), and errors name the option
+    (``--listen-sv2``).  Raises :class:`ConfigError` with a one-line message.
+    """
+    values = _file_values(file) if file is not None else {}
+    known = keys()
+    for key, raw in overrides.items():
+        if key not in known:
+            raise _unknown_key(option_name(key), key, known)
+        ctx = _Context(base_dir=Path.cwd(), from_text=isinstance(raw, str))
+        values[key] = _Value(raw, option_name(key), ctx)
+    config = _build(Config, "", values)
+    return _check_mode(config, values)
+
+
+def _check_mode(config: Config, values: Mapping[str, _Value]) -> Config:
+    """Settle the mode: a pool URL alone means proxy; proxy needs one, pool has no use for one."""
+    if "mode" not in values:
+        return replace(config, mode=Mode.PROXY) if config.pool_url is not None else config
+    if config.mode is Mode.PROXY and config.pool_url is None:
+        raise ConfigError(f"{values['mode'].where}: 'proxy' needs pool_url ({_POOL_URL_FORMS})")
+    if config.mode is Mode.POOL and config.pool_url is not None:
+        where = values["pool_url"].where
+        raise ConfigError(f"{where}: only used in proxy mode, but mode is 'pool'")
+    return config
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, ListenAddress | PoolUrl):
+        return value.text
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+def settings(config: Config) -> list[tuple[str, str]]:
+    """Every setting as (dotted key, value as text), secrets masked, in declaration order."""
+    out: list[tuple[str, str]] = []
+
+    def walk(obj: object, cls: type, prefix: str) -> None:
+        for name, f in _fields_of(cls):
+            value = getattr(obj, name)
+            if _SECTION in f.metadata:
+                walk(value, f.metadata[_SECTION], f"{prefix}{name}.")
+            else:
+                secret = cast(_Setting, f.metadata[_SETTING]).secret
+                out.append((f"{prefix}{name}", "********" if secret else _show(value)))
+
+    walk(config, Config, "")
+    return out
+
+
+def describe(config: Config) -> list[str]:
+    """``key = value`` lines for the start-up log."""
+    return [f"{key} = {value}" for key, value in settings(config)]
+
+
+__all__ = [
+    "Config",
+    "ListenConfig",
+    "NoiseConfig",
+    "ListenAddress",
+    "PoolUrl",
+    "PoolProtocol",
+    "Mode",
+    "load_config",
+    "describe",
+    "settings",
+    "keys",
+    "help_text",
+    "option_name",
+    "setting",
+    "section",
+]

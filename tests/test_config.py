@@ -1,0 +1,617 @@
+"""sv2proxy.config: files, overrides and every error message, word for word."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sv2proxy.config import (
+    Config,
+    ListenAddress,
+    Mode,
+    PoolProtocol,
+    describe,
+    help_text,
+    keys,
+    load_config,
+    option_name,
+)
+from sv2proxy.errors import ConfigError, ServerError
+from sv2proxy.noise.keys import decode_authority_public_key
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+PUBKEY = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
+V2_URL = f"stratum2+tcp://pool.example.com:34254/{PUBKEY}"
+V2_FORMS = "stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY or stratum+tcp://HOST:PORT"
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME of our own, so '~' expands to the same place in the test and in the loader."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Config files are written here and named relative to it, as an operator would type them."""
+    (tmp_path / "conf").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write(name: str, text: str) -> str:
+    Path(name).write_text(text)
+    return name
+
+
+def error_of(file: str | None, overrides: dict[str, object] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(file, overrides or {})
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+# -- defaults -------------------------------------------------------------------------------------
+
+
+def test_defaults(_home: Path) -> None:
+    config = load_config(None)
+    assert config == Config()
+    assert config.mode is Mode.POOL
+    assert config.data_dir == _home / ".local/share/sv2proxy"
+    assert config.pool_url is None
+    assert config.listen.sv2 == ListenAddress("tcp:34254:interface=0.0.0.0", "0.0.0.0:34254")
+    assert config.listen.sv1 == ListenAddress("tcp:3333:interface=0.0.0.0", "0.0.0.0:3333")
+    assert not config.listen.shared
+    assert config.noise.authority_key_file is None
+    assert config.authority_key_path == config.data_dir / "authority.key"
+    assert config.noise.certificate_validity == 3600
+    assert config.noise.handshake_timeout == 10
+    assert config.noise.clock_leeway == 10
+
+
+def test_defaults_file_is_the_embedded_defaults() -> None:
+    assert load_config(str(CONF / "sv2proxy.yaml")) == load_config(None)
+
+
+def test_defaults_file_gives_every_key() -> None:
+    document = yaml.safe_load((CONF / "sv2proxy.yaml").read_text())
+
+    def flatten(mapping: dict[str, object], prefix: str = "") -> list[str]:
+        out: list[str] = []
+        for key, value in mapping.items():
+            if isinstance(value, dict):
+                out += flatten(value, f"{prefix}{key}.")
+            else:
+                out.append(f"{prefix}{key}")
+        return out
+
+    assert flatten(document) == keys()
+
+
+def test_describe(_home: Path) -> None:
+    assert describe(load_config(None)) == [
+        "mode = pool",
+        f"data_dir = {_home}/.local/share/sv2proxy",
+        "pool_url = null",
+        "listen.sv2 = 0.0.0.0:34254",
+        "listen.sv1 = 0.0.0.0:3333",
+        "noise.authority_key_file = null",
+        "noise.certificate_validity = 3600",
+        "noise.handshake_timeout = 10",
+        "noise.clock_leeway = 10",
+    ]
+
+
+def test_keys_help_and_option_names() -> None:
+    assert keys() == [
+        "mode",
+        "data_dir",
+        "pool_url",
+        "listen.sv2",
+        "listen.sv1",
+        "noise.authority_key_file",
+        "noise.certificate_validity",
+        "noise.handshake_timeout",
+        "noise.clock_leeway",
+    ]
+    assert all(help_text(key) for key in keys())
+    assert option_name("listen.sv2") == "--listen-sv2"
+    assert option_name("data_dir") == "--data-dir"
+    assert option_name("noise.handshake_timeout") == "--noise-handshake-timeout"
+
+
+# -- the example files ---------------------------------------------------------------------------
+
+
+def test_solo_example() -> None:
+    config = load_config(str(CONF / "solo.yaml"))
+    assert config.mode is Mode.POOL
+    assert config.listen.shared
+
+
+def test_proxy_example() -> None:
+    config = load_config(str(CONF / "proxy.yaml"))
+    assert config.mode is Mode.PROXY
+    assert config.pool_url is not None
+    assert config.pool_url.protocol is PoolProtocol.V2
+    assert config.pool_url.host == "pool.example.com"
+    assert config.pool_url.port == 34254
+    assert config.pool_url.authority_key == decode_authority_public_key(PUBKEY)
+
+
+def test_seed_toml_example() -> None:
+    config = load_config(str(CONF / "seed.toml"))
+    assert config.mode is Mode.PROXY  # a pool URL and no mode
+    assert config.pool_url is not None
+    assert config.pool_url.protocol is PoolProtocol.V1
+    assert config.pool_url.text == "stratum+tcp://pool.example.com:3333"
+    assert config.pool_url.authority_key is None
+    assert config.listen.sv2 == ListenAddress("tcp:3333:interface=0.0.0.0", "0.0.0.0:3333")
+    assert config.listen.shared  # listen.sv1's default is the same address
+
+
+# -- values that load ----------------------------------------------------------------------------
+
+
+def test_yaml_file(workdir: Path) -> None:
+    file = write(
+        "conf/x.yml",
+        "mode: proxy\n"
+        f"pool_url: {V2_URL}\n"
+        "data_dir: data\n"
+        "listen:\n"
+        "  sv2: '[::1]:34254'\n"
+        "  sv1: null\n"
+        "noise:\n"
+        "  authority_key_file: ~/keys/authority.key\n"
+        "  certificate_validity: 60\n"
+        "  handshake_timeout: 2.5\n"
+        "  clock_leeway: 0\n",
+    )
+    config = load_config(file)
+    assert config.mode is Mode.PROXY
+    assert config.data_dir == workdir / "conf" / "data"  # relative to the file
+    assert config.listen.sv2 == ListenAddress("tcp6:34254:interface=\\:\\:1", "[::1]:34254")
+    assert config.listen.sv1 is None
+    assert config.noise.authority_key_file == Path.home() / "keys/authority.key"
+    assert config.authority_key_path == Path.home() / "keys/authority.key"
+    assert config.noise.certificate_validity == 60
+    assert config.noise.handshake_timeout == 2.5
+    assert config.noise.clock_leeway == 0
+
+
+def test_pool_url_alone_means_proxy(workdir: Path) -> None:
+    assert load_config(write("x.yaml", f"pool_url: {V2_URL}\n")).mode is Mode.PROXY
+
+
+def test_empty_file_and_empty_section_are_defaults(workdir: Path) -> None:
+    assert load_config(write("empty.yaml", "# nothing here\n")) == load_config(None)
+    assert load_config(write("noise.yaml", "noise:\n")) == load_config(None)
+
+
+@pytest.mark.parametrize(
+    ("text", "endpoint"),
+    [
+        ("0.0.0.0:3333", "tcp:3333:interface=0.0.0.0"),
+        ("127.0.0.1:0", "tcp:0:interface=127.0.0.1"),
+        (":3333", "tcp:3333"),
+        ("localhost:3333", "tcp:3333:interface=localhost"),
+        ("[::]:3333", "tcp6:3333:interface=\\:\\:"),
+        ("tcp:3333:interface=127.0.0.1", "tcp:3333:interface=127.0.0.1"),
+        ("tcp6:port=3333:interface=\\:\\:1", "tcp6:port=3333:interface=\\:\\:1"),
+        ("unix:/run/sv2proxy/sv2.sock", "unix:/run/sv2proxy/sv2.sock"),
+        ("unix:address=/tmp/s:mode=660", "unix:address=/tmp/s:mode=660"),
+        ("systemd:domain=INET:index=0", "systemd:domain=INET:index=0"),
+    ],
+)
+def test_listen_addresses(text: str, endpoint: str) -> None:
+    address = load_config(None, {"listen.sv2": text}).listen.sv2
+    assert address == ListenAddress(endpoint, text)
+
+
+def test_same_address_means_one_port() -> None:
+    config = load_config(None, {"listen.sv2": ":3333", "listen.sv1": "tcp:3333"})
+    assert config.listen.shared
+
+
+def test_v1_pool_url() -> None:
+    url = load_config(None, {"pool_url": "stratum+tcp://[2001:db8::1]:3333"}).pool_url
+    assert url is not None
+    assert (url.protocol, url.host, url.port) == (PoolProtocol.V1, "2001:db8::1", 3333)
+
+
+# -- seed TOML form ------------------------------------------------------------------------------
+
+
+def test_seed_disabled(workdir: Path) -> None:
+    file = write("seed.toml", '[stratum_v2]\nenabled = false\nlisten_addr = "0.0.0.0:3333"\n')
+    config = load_config(file)
+    assert config.listen.sv2 is None
+    assert config.mode is Mode.POOL
+
+
+def test_toml_native_sections(workdir: Path) -> None:
+    file = write(
+        "native.toml",
+        'mode = "pool"\n'
+        "[listen]\n"
+        'sv2 = "127.0.0.1:34254"\n'
+        "sv1 = false\n"  # TOML has no null
+        "[noise]\n"
+        "handshake_timeout = 5\n",
+    )
+    config = load_config(file)
+    assert config.listen.sv2 == ListenAddress("tcp:34254:interface=127.0.0.1", "127.0.0.1:34254")
+    assert config.listen.sv1 is None
+    assert config.noise.handshake_timeout == 5
+
+
+def test_toml_seed_and_native_sections_together(workdir: Path) -> None:
+    file = write(
+        "both.toml",
+        '[stratum_v2]\npool_url = "stratum+tcp://pool.example.com:3333"\n'
+        "[noise]\nclock_leeway = 1\n",
+    )
+    config = load_config(file)
+    assert config.mode is Mode.PROXY
+    assert config.noise.clock_leeway == 1
+
+
+# -- overrides -----------------------------------------------------------------------------------
+
+
+def test_overrides_win_over_the_file(workdir: Path) -> None:
+    file = write("x.yaml", "listen:\n  sv2: 0.0.0.0:1\n")
+    config = load_config(file, {"listen.sv2": "127.0.0.1:2", "data_dir": "d"})
+    assert config.listen.sv2 == ListenAddress("tcp:2:interface=127.0.0.1", "127.0.0.1:2")
+    assert config.data_dir == workdir / "d"  # relative to the working directory
+
+
+@pytest.mark.parametrize("word", ["null", "none", "", "off"])
+def test_override_disables_listener(word: str) -> None:
+    assert load_config(None, {"listen.sv1": word}).listen.sv1 is None
+
+
+def test_override_numbers_from_text() -> None:
+    config = load_config(
+        None, {"noise.handshake_timeout": "2.5", "noise.certificate_validity": "60"}
+    )
+    assert config.noise.handshake_timeout == 2.5
+    assert config.noise.certificate_validity == 60
+
+
+def test_override_mode_and_pool_url() -> None:
+    config = load_config(None, {"mode": "proxy", "pool_url": V2_URL})
+    assert config.mode is Mode.PROXY
+
+
+# -- errors, message by message ------------------------------------------------------------------
+
+FILE_ERRORS = [
+    # (file name, contents, the whole message)
+    (
+        "conf/x.yaml",
+        "listen:\n  sv2: '3333'\n",
+        "conf/x.yaml: listen.sv2: expected HOST:PORT, got '3333'",
+    ),
+    (
+        "conf/x.yaml",
+        "listen:\n  sv2: 3333\n",
+        "conf/x.yaml: listen.sv2: expected HOST:PORT, got 3333",
+    ),
+    (
+        "conf/x.yaml",
+        "listen:\n  sv3: 0.0.0.0:1\n",
+        "conf/x.yaml: listen.sv3: unknown key (did you mean 'sv2'?)",
+    ),
+    (
+        "conf/x.yaml",
+        "nosie:\n  clock_leeway: 1\n",
+        "conf/x.yaml: nosie: unknown key (did you mean 'noise'?)",
+    ),
+    (
+        "conf/x.yaml",
+        "colour: blue\n",
+        "conf/x.yaml: colour: unknown key"
+        " (expected one of: mode, data_dir, pool_url, listen, noise)",
+    ),
+    (
+        "conf/x.yaml",
+        "noise:\n  handshake_timeout: abc\n",
+        "conf/x.yaml: noise.handshake_timeout: expected a positive number, got 'abc'",
+    ),
+    (
+        "conf/x.yaml",
+        "noise:\n  handshake_timeout: 0\n",
+        "conf/x.yaml: noise.handshake_timeout: expected a positive number, got 0",
+    ),
+    (
+        "conf/x.yaml",
+        "noise:\n  handshake_timeout: yes\n",
+        "conf/x.yaml: noise.handshake_timeout: expected a positive number, got True",
+    ),
+    (
+        "conf/x.yaml",
+        "noise:\n  certificate_validity: 1.5\n",
+        "conf/x.yaml: noise.certificate_validity: expected a positive integer, got 1.5",
+    ),
+    (
+        "conf/x.yaml",
+        "noise:\n  clock_leeway: -1\n",
+        "conf/x.yaml: noise.clock_leeway: expected a number >= 0, got -1",
+    ),
+    (
+        "conf/x.yaml",
+        "noise:\n  authority_key_file: 7\n",
+        "conf/x.yaml: noise.authority_key_file: expected a path, got 7",
+    ),
+    (
+        "conf/x.yaml",
+        "noise: 3\n",
+        "conf/x.yaml: noise: expected a mapping, got 3",
+    ),
+    (
+        "conf/x.yaml",
+        "mode: solo\n",
+        "conf/x.yaml: mode: expected 'pool' or 'proxy', got 'solo'",
+    ),
+    (
+        "conf/x.yaml",
+        "- mode\n- pool\n",
+        "conf/x.yaml: expected a mapping of settings at the top level, got list",
+    ),
+    (
+        "conf/x.yaml",
+        "listen:\n  sv2: 0.0.0.0:1\n sv1: 0.0.0.0:2\n",
+        "conf/x.yaml: line 3: invalid YAML:"
+        " expected <block end>, but found '<block mapping start>'",
+    ),
+    (
+        "conf/x.yaml",
+        "mode: pool\nlisten: [1, 2\n",
+        "conf/x.yaml: line 3: invalid YAML: expected ',' or ']', but got '<stream end>'",
+    ),
+    (
+        "conf/x.yaml",
+        "listen:\n  sv2: 0.0.0.0:1\n  sv2: 0.0.0.0:2\n",
+        "conf/x.yaml: line 3: invalid YAML: duplicate key 'sv2'",
+    ),
+    (
+        "conf/x.yaml",
+        "mode: proxy\n",
+        f"conf/x.yaml: mode: 'proxy' needs pool_url ({V2_FORMS})",
+    ),
+    (
+        "conf/x.yaml",
+        "mode: pool\npool_url: stratum+tcp://pool.example.com:3333\n",
+        "conf/x.yaml: pool_url: only used in proxy mode, but mode is 'pool'",
+    ),
+    (
+        "conf/x.yaml",
+        "listen:\n  sv2: 1.2.3.4:70000\n",
+        "conf/x.yaml: listen.sv2: expected HOST:PORT with a port in 0-65535, got '1.2.3.4:70000'",
+    ),
+    (
+        "conf/x.yaml",
+        "listen:\n  sv2: ::1:3333\n",
+        "conf/x.yaml: listen.sv2: expected HOST:PORT, got '::1:3333'",
+    ),
+    (
+        "conf/x.yaml",
+        "listen:\n  sv2: bad host:3333\n",
+        "conf/x.yaml: listen.sv2: expected HOST:PORT, got 'bad host:3333'",
+    ),
+    (
+        "conf/x.yaml",
+        "listen:\n  sv2: tcp:abc\n",
+        "conf/x.yaml: listen.sv2: expected tcp:PORT[:interface=ADDRESS] with a port in 0-65535,"
+        " got 'tcp:abc'",
+    ),
+    (
+        "conf/x.yaml",
+        "listen:\n  sv1: tcp:3333:iface=lo\n",
+        "conf/x.yaml: listen.sv1: expected tcp:PORT[:interface=ADDRESS] (no 'iface' option),"
+        " got 'tcp:3333:iface=lo'",
+    ),
+    (
+        "conf/x.yaml",
+        "listen:\n  sv1: 'unix:'\n",
+        "conf/x.yaml: listen.sv1: expected unix:PATH, got 'unix:'",
+    ),
+    # pool_url, each with its reason
+    (
+        "conf/x.yaml",
+        "pool_url: http://pool.example.com:3333\n",
+        f"conf/x.yaml: pool_url: expected {V2_FORMS}, got 'http://pool.example.com:3333'",
+    ),
+    (
+        "conf/x.yaml",
+        "pool_url: stratum+tcp://pool.example.com\n",
+        f"conf/x.yaml: pool_url: expected {V2_FORMS}, got 'stratum+tcp://pool.example.com'"
+        " (no port)",
+    ),
+    (
+        "conf/x.yaml",
+        "pool_url: stratum+tcp://pool.example.com:0\n",
+        "conf/x.yaml: pool_url: expected a port in 1-65535, got '0'"
+        " in 'stratum+tcp://pool.example.com:0'",
+    ),
+    (
+        "conf/x.yaml",
+        "pool_url: stratum+tcp://pool.example.com:65536\n",
+        "conf/x.yaml: pool_url: expected a port in 1-65535, got '65536'"
+        " in 'stratum+tcp://pool.example.com:65536'",
+    ),
+    (
+        "conf/x.yaml",
+        "pool_url: stratum+tcp://pool.example.com:3333/worker\n",
+        "conf/x.yaml: pool_url: expected stratum+tcp://HOST:PORT (no path),"
+        " got 'stratum+tcp://pool.example.com:3333/worker'",
+    ),
+    (
+        "conf/x.yaml",
+        "pool_url: stratum+tcp://user:pass@pool.example.com:3333\n",
+        f"conf/x.yaml: pool_url: expected {V2_FORMS} (no user, query or fragment),"
+        " got 'stratum+tcp://user:pass@pool.example.com:3333'",
+    ),
+    (
+        "conf/x.yaml",
+        "pool_url: stratum2+tcp://pool.example.com:34254\n",
+        "conf/x.yaml: pool_url: expected stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY (the pool's"
+        " authority public key pins its Noise handshake), got 'stratum2+tcp://pool.example.com:34254'",
+    ),
+    (
+        "conf/x.yaml",
+        "pool_url: stratum2+tcp://pool.example.com:34254/abc\n",
+        "conf/x.yaml: pool_url: invalid authority public key 'abc':"
+        " not a base58check authority public key (Invalid checksum)",
+    ),
+    (
+        "conf/x.yaml",
+        "pool_url: stratum2+tcp://pool.example.com:34254/BXvDbH\n",  # base58check of b"\x01"
+        "conf/x.yaml: pool_url: invalid authority public key 'BXvDbH':"
+        " an authority public key encodes 34 bytes (version + x-only key), got 1",
+    ),
+    (
+        "conf/x.yaml",
+        "pool_url: 42\n",
+        f"conf/x.yaml: pool_url: expected {V2_FORMS}, got 42",
+    ),
+    # TOML
+    (
+        "conf/x.toml",
+        "[stratum_v2]\nenable = true\n",
+        "conf/x.toml: stratum_v2.enable: unknown key (did you mean 'enabled'?)",
+    ),
+    (
+        "conf/x.toml",
+        "[stratum_v3]\nenabled = true\n",
+        "conf/x.toml: stratum_v3: unknown key (did you mean 'stratum_v2'?)",
+    ),
+    (
+        "conf/x.toml",
+        '[stratum_v2]\nenabled = "yes"\n',
+        "conf/x.toml: stratum_v2.enabled: expected true or false, got 'yes'",
+    ),
+    (
+        "conf/x.toml",
+        '[stratum_v2]\nlisten_addr = "3333"\n',
+        "conf/x.toml: stratum_v2.listen_addr: expected HOST:PORT, got '3333'",
+    ),
+    (
+        "conf/x.toml",
+        '[stratum_v2]\npool_url = "stratum+tcp://pool.example.com"\n',
+        f"conf/x.toml: stratum_v2.pool_url: expected {V2_FORMS},"
+        " got 'stratum+tcp://pool.example.com' (no port)",
+    ),
+    (
+        "conf/x.toml",
+        'stratum_v2 = "on"\n',
+        "conf/x.toml: stratum_v2: expected a table, got 'on'",
+    ),
+    (
+        "conf/x.toml",
+        '[stratum_v2]\nlisten_addr = "0.0.0.0:3333"\n[listen]\nsv2 = ":3333"\n',
+        "conf/x.toml: stratum_v2.listen_addr: conflicts with listen.sv2 (give only one)",
+    ),
+    (
+        "conf/x.toml",
+        "[listen]\nsv2 = \n",
+        "conf/x.toml: invalid TOML: Invalid value (at line 2, column 7)",
+    ),
+    # the file itself
+    (
+        "conf/x.ini",
+        "[listen]\n",
+        "conf/x.ini: unknown configuration format (expected .yaml, .yml or .toml)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("file", "text", "message"), FILE_ERRORS)
+def test_file_errors(workdir: Path, file: str, text: str, message: str) -> None:
+    assert error_of(write(file, text)) == message
+
+
+def test_missing_file(workdir: Path) -> None:
+    assert error_of("conf/missing.yaml") == "conf/missing.yaml: no such file"
+
+
+def test_directory(workdir: Path) -> None:
+    Path("conf/dir.yaml").mkdir()
+    assert error_of("conf/dir.yaml") == "conf/dir.yaml: is a directory, expected a file"
+
+
+def test_unreadable_file(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write("conf/x.yaml", "mode: pool\n")
+
+    # Root reads files whatever their mode, so the refusal is made by hand.
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert error_of("conf/x.yaml") == "conf/x.yaml: cannot read (Permission denied)"
+
+
+def test_not_utf8(workdir: Path) -> None:
+    Path("conf/x.yaml").write_bytes(b"mode: pool\n# caf\xe9\n")
+    assert error_of("conf/x.yaml") == "conf/x.yaml: not UTF-8 text (bad byte at offset 16)"
+
+
+OVERRIDE_ERRORS = [
+    ({"listen.sv2": "3333"}, "--listen-sv2: expected HOST:PORT, got '3333'"),
+    (
+        {"listen.sv1": "tcp:99999"},
+        (
+            "--listen-sv1: expected tcp:PORT[:interface=ADDRESS] with a port in 0-65535,"
+            " got 'tcp:99999'"
+        ),
+    ),
+    ({"mode": "solo"}, "--mode: expected 'pool' or 'proxy', got 'solo'"),
+    ({"mode": "proxy"}, f"--mode: 'proxy' needs pool_url ({V2_FORMS})"),
+    (
+        {"pool_url": "stratum2+tcp://h:1"},
+        (
+            "--pool-url: expected stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY (the pool's authority"
+            " public key pins its Noise handshake), got 'stratum2+tcp://h:1'"
+        ),
+    ),
+    (
+        {"mode": "pool", "pool_url": V2_URL},
+        "--pool-url: only used in proxy mode, but mode is 'pool'",
+    ),
+    ({"data_dir": ""}, "--data-dir: expected a path, got ''"),
+    (
+        {"noise.handshake_timeout": "abc"},
+        ("--noise-handshake-timeout: expected a positive number, got 'abc'"),
+    ),
+    (
+        {"noise.certificate_validity": "1.5"},
+        ("--noise-certificate-validity: expected a positive integer, got '1.5'"),
+    ),
+    ({"listen.sv3": ":1"}, "--listen-sv3: unknown key (did you mean 'listen.sv2'?)"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), OVERRIDE_ERRORS)
+def test_override_errors(overrides: dict[str, object], message: str) -> None:
+    assert error_of(None, overrides) == message
+
+
+def test_override_error_names_the_option_even_with_a_file(workdir: Path) -> None:
+    file = write("conf/x.yaml", "mode: proxy\n")
+    assert error_of(file, {"mode": "pool", "pool_url": "stratum+tcp://h:1"}) == (
+        "--pool-url: only used in proxy mode, but mode is 'pool'"
+    )
+    assert error_of(file) == f"conf/x.yaml: mode: 'proxy' needs pool_url ({V2_FORMS})"
+
+
+def test_config_error_is_a_server_error() -> None:
+    assert issubclass(ConfigError, ServerError)
