@@ -101,7 +101,9 @@ class _StructRun:
         self.converters = tuple((i, t.from_wire) for i, t in enumerate(types) if t.from_wire is not None)
         # Fields struct would silently pad or truncate (``32s``) or coerce (``?``): check first.
         self.checked = tuple(
-            (name, t) for name, t in zip(names, types, strict=True) if isinstance(t, FixedBytes) or t.from_wire is not None
+            (name, t)
+            for name, t in zip(names, types, strict=True)
+            if isinstance(t, FixedBytes) or t.from_wire is not None
         )
         self.types = tuple(types)
 
