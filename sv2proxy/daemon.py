@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from sv2proxy.config import Config, settings
 from sv2proxy.errors import ServerError
 from sv2proxy.events import EventBus
+from sv2proxy.noise.keys import AuthorityKey
 
 log = Logger()
 
@@ -30,11 +31,18 @@ class Daemon(MultiService):
 
     name = "sv2proxy"
 
-    def __init__(self, config: Config, reactor: IReactorCore, events: EventBus | None = None):
+    def __init__(
+        self,
+        config: Config,
+        reactor: IReactorCore,
+        events: EventBus | None = None,
+        authority: AuthorityKey | None = None,
+    ):
         super().__init__()
         self.config = config
         self.reactor = reactor
         self.events = events if events is not None else EventBus()
+        self.authority = authority
 
     def add(self, service: IService, name: str) -> IService:
         """Attach a named child; children start in the order added and stop in reverse."""
@@ -47,6 +55,8 @@ class Daemon(MultiService):
         log.info("sv2proxy starting")
         for key, value in settings(self.config):
             log.info("config {key} = {value}", key=key, value=value)
+        if self.authority is not None:
+            self._log_authority(self.authority)
         super().startService()
         names = [_service_name(service) for service in self]
         log.info(
@@ -56,6 +66,15 @@ class Daemon(MultiService):
         # twistd starts the services before it runs the reactor, and the reactor installs the
         # SIGTERM handler as it starts: only from here on is a stop request a clean stop.
         self.reactor.callWhenRunning(self._running)
+
+    def _log_authority(self, authority: AuthorityKey) -> None:
+        # The public key only: the secret never reaches a log.
+        public = authority.public_text
+        log.info(
+            "authority public key {public} (from {path})",
+            public=public,
+            path=self.config.authority_key_path,
+        )
 
     def _running(self) -> None:
         log.info("sv2proxy running pid={pid}", pid=os.getpid())

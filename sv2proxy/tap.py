@@ -14,9 +14,12 @@ from typing import cast
 from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
+from sv2proxy.authority import load_or_create
 from sv2proxy.config import Config, help_text, load_config, option_name
 from sv2proxy.daemon import Daemon
 from sv2proxy.errors import ConfigError
+from sv2proxy.noise.keys import AuthorityKey
+from sv2proxy.server.listener import sv2_miner_service
 
 #: The settings the command line can override; each becomes ``--dotted-key-with-dashes``.
 COMMAND_LINE_KEYS = ("mode", "data_dir", "pool_url", "listen.sv2", "listen.sv1")
@@ -50,14 +53,30 @@ class Options(usage.Options):
     ]
 
     loaded: Config | None = None
+    authority: AuthorityKey | None = None
+    authority_created = False
 
     def postOptions(self) -> None:
         given = ((key, self[option_name(key).removeprefix("--")]) for key in COMMAND_LINE_KEYS)
         overrides = {key: value for key, value in given if value is not None}
         try:
             self.loaded = load_config(self["config"], overrides)
+            if self.loaded.listen.sv2 is not None:
+                # The key is read (or made) here, before twistd daemonizes, so a key file
+                # problem is one line on the terminal rather than a traceback in a log.
+                self.authority, self.authority_created = _authority_key(self.loaded)
         except ConfigError as e:
             raise ConfigExit(str(e)) from None
+
+
+def _authority_key(config: Config) -> tuple[AuthorityKey, bool]:
+    path = config.authority_key_path
+    if config.noise.authority_key_file is None:
+        try:
+            config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"data_dir: cannot create {config.data_dir}: {e.strerror or e}") from None
+    return load_or_create(path)
 
 
 def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon:
@@ -68,7 +87,11 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
         from twisted.internet import reactor as global_reactor
 
         reactor = cast(IReactorCore, global_reactor)
-    return Daemon(options.loaded, reactor)
+    daemon = Daemon(options.loaded, reactor, authority=options.authority)
+    if options.loaded.listen.sv2 is not None:
+        assert options.authority is not None
+        daemon.add(sv2_miner_service(options.loaded, options.authority, reactor), "sv2-miners")
+    return daemon
 
 
 __all__ = ["COMMAND_LINE_KEYS", "ConfigExit", "Options", "makeService"]

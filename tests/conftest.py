@@ -11,10 +11,27 @@ overrides the choice.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True, database=None)
 settings.register_profile("dev", max_examples=100, deadline=None)
 _IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _IN_CI else "dev"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A HOME of the session's own, so defaults such as ~/.local/share/sv2proxy never touch
+    the real one (twistd subprocesses inherit it too)."""
+    home = tmp_path_factory.mktemp("home")
+    saved = os.environ.get("HOME")
+    os.environ["HOME"] = str(home)
+    yield home
+    if saved is None:
+        del os.environ["HOME"]
+    else:
+        os.environ["HOME"] = saved

@@ -78,8 +78,12 @@ def test_bad_override_names_the_option() -> None:
 
 def test_make_service(tmp_path: Path) -> None:
     file = tmp_path / "x.yaml"
-    file.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    file.write_text(f"data_dir: {tmp_path / 'data'}\nlisten:\n  sv2: 127.0.0.1:0\n")
     options = parse("--config", str(file))
+    # Parsing made the data directory and the authority key, before any daemonizing.
+    assert (tmp_path / "data" / "authority.key").stat().st_mode & 0o777 == 0o600
+    assert options.authority is not None and options.authority_created
+    before = sorted((tmp_path / "data").iterdir())
     reactor = MemoryReactor()
     service = makeService(options, reactor)
     assert isinstance(service, Daemon)
@@ -87,8 +91,41 @@ def test_make_service(tmp_path: Path) -> None:
     assert IService.providedBy(service)
     assert service.config == options.loaded
     assert service.reactor is reactor
+    assert service.authority == options.authority
+    assert [child.name for child in service] == ["sv2-miners"]
     assert not service.running
-    assert not (tmp_path / "data").exists()  # makeService does no I/O
+    assert sorted((tmp_path / "data").iterdir()) == before  # makeService does no I/O
+
+
+def test_the_authority_key_is_kept_across_starts(tmp_path: Path) -> None:
+    file = tmp_path / "x.yaml"
+    file.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    first = parse("--config", str(file))
+    second = parse("--config", str(file))
+    assert first.authority_created and not second.authority_created
+    assert second.authority == first.authority
+
+
+def test_a_readable_key_file_is_one_line_at_start(tmp_path: Path) -> None:
+    key = tmp_path / "authority.key"
+    parse("--config", _write(tmp_path, f"noise:\n  authority_key_file: {key}\n"))
+    key.chmod(0o644)
+    with pytest.raises(ConfigExit) as caught:
+        parse("--config", _write(tmp_path, f"noise:\n  authority_key_file: {key}\n"))
+    assert str(key) in caught.value.line and "chmod 600" in caught.value.line
+
+
+def test_no_sv2_listener_needs_no_key(tmp_path: Path) -> None:
+    options = parse("--config", _write(tmp_path, f"data_dir: {tmp_path / 'data'}\nlisten:\n  sv2: null\n"))
+    assert options.authority is None
+    assert not (tmp_path / "data").exists()
+    assert list(makeService(options, MemoryReactor())) == []
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    file = tmp_path / "x.yaml"
+    file.write_text(text)
+    return str(file)
 
 
 def test_make_service_defaults_to_the_global_reactor() -> None:

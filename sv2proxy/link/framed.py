@@ -20,6 +20,18 @@ from sv2proxy.codec.registry import decode_frame
 from sv2proxy.errors import ProtocolError
 
 
+def peer_text(transport: object) -> str:
+    """``host:port`` of a transport's peer, for log lines."""
+    get_peer = getattr(transport, "getPeer", None)
+    if get_peer is None:
+        return "?"
+    address = get_peer()
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is None:
+        return str(address)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class FramedProtocol(Protocol):
     """Base of every SV2 endpoint protocol: frames in, messages out."""
 
@@ -70,7 +82,6 @@ class FramedProtocol(Protocol):
     def protocolError(self, error: ProtocolError) -> None:  # noqa: N802
         """The peer broke the wire format or the protocol: log once, drop this link."""
         transport = self.transport
-        peer = transport.getPeer() if transport is not None else None
-        self.log.warn("closing connection from {peer}: {error}", peer=peer, error=str(error))
+        self.log.warn("closing connection from {peer}: {error}", peer=peer_text(transport), error=str(error))
         if transport is not None:
             transport.abortConnection()

@@ -30,6 +30,7 @@ from sv2proxy.codec.framing import (
     parse_header,
 )
 from sv2proxy.errors import ProtocolError
+from sv2proxy.link.framed import peer_text
 from sv2proxy.noise.certificate import SignatureNoiseMessage
 from sv2proxy.noise.handshake import ACT1_SIZE, ACT2_SIZE, Initiator, Responder
 from sv2proxy.noise.keys import AuthorityKey
@@ -213,7 +214,7 @@ class NoiseProtocol(ProtocolWrapper):
         self._deadline = None
         log.warn(
             "Noise handshake with {peer} timed out after {timeout} s",
-            peer=self.transport.getPeer(),
+            peer=peer_text(self.transport),
             timeout=self.factory.handshake_timeout,
         )
         self.transport.abortConnection()
@@ -224,7 +225,7 @@ class NoiseProtocol(ProtocolWrapper):
         self._deadline = None
 
     def _fail(self, what: str, error: ProtocolError) -> None:
-        log.warn("{what} with {peer}: {error}", what=what, peer=self.transport.getPeer(), error=str(error))
+        log.warn("{what} with {peer}: {error}", what=what, peer=peer_text(self.transport), error=str(error))
         self._cancel_deadline()
         self.transport.abortConnection()
 

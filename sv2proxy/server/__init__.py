@@ -1,0 +1,1 @@
+"""The miner-facing side: SetupConnection negotiation, the miner protocol, the listener."""

@@ -1,0 +1,104 @@
+"""The protocol spoken with one Stratum V2 miner, above the Noise layer.
+
+Thin by design (STYLE.md): it tracks the connection's phase and hands each
+message to pure code.  Phases: awaiting SetupConnection -> set up -> closing.
+The first message must be SetupConnection; a refused setup is answered with
+SetupConnection.Error and the connection is closed once that is written.
+
+Channels need the pool core (channels, jobs, share validation), which this
+daemon does not contain yet: channel requests get an OpenMiningChannel.Error
+saying no jobs are available, so a miner learns why at once instead of
+timing out.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from sv2proxy.codec.common import SetupConnection, SetupConnectionSuccess
+from sv2proxy.codec.message import Message
+from sv2proxy.codec.mining import OpenExtendedMiningChannel, OpenMiningChannelError, OpenStandardMiningChannel
+from sv2proxy.errors import ProtocolError
+from sv2proxy.link.framed import FramedProtocol, peer_text
+from sv2proxy.server.setup import negotiate_mining_setup
+
+ERROR_NO_JOBS_AVAILABLE = "no-jobs-available"
+# A miner's messages are small; anything near this is hostile or broken.
+MINER_MAX_PAYLOAD = 64 * 1024
+
+log = Logger()
+
+
+class Phase(enum.Enum):
+    AWAITING_SETUP = "awaiting SetupConnection"
+    SET_UP = "set up"
+    CLOSING = "closing"
+
+
+class MinerProtocol(FramedProtocol):
+    """One miner connection: SetupConnection first, then mining messages."""
+
+    max_payload = MINER_MAX_PAYLOAD
+
+    def __init__(self) -> None:
+        self.phase = Phase.AWAITING_SETUP
+        self.setup: SetupConnection | None = None
+
+    def messageReceived(self, message: Message) -> None:  # noqa: N802
+        if self.phase is Phase.AWAITING_SETUP:
+            self._setup_received(message)
+        elif self.phase is Phase.SET_UP:
+            self._mining_message(message)
+
+    def _setup_received(self, message: Message) -> None:
+        if not isinstance(message, SetupConnection):
+            raise ProtocolError(f"expected SetupConnection first, got {type(message).__name__}")
+        answer = negotiate_mining_setup(message)
+        self.sendMessage(answer)
+        peer = peer_text(self.transport)
+        if isinstance(answer, SetupConnectionSuccess):
+            self.phase = Phase.SET_UP
+            self.setup = message
+            log.info(
+                "miner {peer} set up: vendor={vendor!r} hardware={hardware!r} firmware={firmware!r}"
+                " device={device!r} flags={flags:#x}",
+                peer=peer,
+                vendor=message.vendor,
+                hardware=message.hardware_version,
+                firmware=message.firmware,
+                device=message.device_id,
+                flags=message.flags,
+            )
+            return
+        self.phase = Phase.CLOSING
+        log.info(
+            "miner {peer} refused at setup: {code} (protocol={protocol} versions={low}..{high}"
+            " flags={flags:#x})",
+            peer=peer,
+            code=answer.error_code,
+            protocol=message.protocol,
+            low=message.min_version,
+            high=message.max_version,
+            flags=message.flags,
+        )
+        self.transport.loseConnection()
+
+    def _mining_message(self, message: Message) -> None:
+        if isinstance(message, OpenStandardMiningChannel | OpenExtendedMiningChannel):
+            log.warn(
+                "miner {peer} asked for a channel for {user!r}: no jobs available to serve",
+                peer=peer_text(self.transport),
+                user=message.user_identity,
+            )
+            self.sendMessage(OpenMiningChannelError(message.request_id, ERROR_NO_JOBS_AVAILABLE))
+            return
+        raise ProtocolError(f"unexpected {type(message).__name__} from a miner")
+
+
+class MinerFactory(Factory):
+    """Builds a :class:`MinerProtocol` per accepted (and decrypted) connection."""
+
+    protocol = MinerProtocol
