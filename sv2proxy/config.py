@@ -388,7 +388,7 @@ class ListenConfig:
         "where Stratum V2 miners connect; null disables",
     )
     sv1: ListenAddress | None = setting(
-        "0.0.0.0:3333",
+        None,
         optional(parse_listen_address),
         "where Stratum V1 miners connect; null disables; the sv2 address => one port for both",
     )

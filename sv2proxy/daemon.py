@@ -50,13 +50,16 @@ class Daemon(MultiService):
         service.setServiceParent(self)
         return service
 
+    _announced = False
+
+    def privilegedStartService(self) -> None:
+        # twistd calls this before startService and listeners bind in it, so the configuration
+        # is logged first, before any "listening on" line.
+        self._announce()
+        super().privilegedStartService()
+
     def startService(self) -> None:
-        self._make_data_dir()
-        log.info("sv2proxy starting")
-        for key, value in settings(self.config):
-            log.info("config {key} = {value}", key=key, value=value)
-        if self.authority is not None:
-            self._log_authority(self.authority)
+        self._announce()
         super().startService()
         names = [_service_name(service) for service in self]
         log.info(
@@ -66,6 +69,34 @@ class Daemon(MultiService):
         # twistd starts the services before it runs the reactor, and the reactor installs the
         # SIGTERM handler as it starts: only from here on is a stop request a clean stop.
         self.reactor.callWhenRunning(self._running)
+
+    def _announce(self) -> None:
+        """Prepare the data directory and log the configuration, once per start."""
+        if self._announced:
+            return
+        self._announced = True
+        self._make_data_dir()
+        log.info("sv2proxy starting")
+        for key, value in settings(self.config):
+            log.info("config {key} = {value}", key=key, value=value)
+        self._warn_unserved()
+        if self.authority is not None:
+            self._log_authority(self.authority)
+
+    def _warn_unserved(self) -> None:
+        """Say plainly which configured roles this version does not serve yet."""
+        if self.config.listen.sv1 is not None:
+            log.warn(
+                "listen.sv1 = {address}: Stratum V1 miners are not served by this version;"
+                " nothing listens there",
+                address=self.config.listen.sv1.text,
+            )
+        if self.config.pool_url is not None:
+            log.warn(
+                "pool_url = {url}: proxy mode is not served by this version; no upstream"
+                " connection is made",
+                url=self.config.pool_url.text,
+            )
 
     def _log_authority(self, authority: AuthorityKey) -> None:
         # The public key only: the secret never reaches a log.
@@ -81,6 +112,7 @@ class Daemon(MultiService):
 
     def stopService(self) -> Deferred[None]:
         log.info("sv2proxy stopping")
+        self._announced = False
         stopped: Deferred[list[tuple[bool, object]]] = super().stopService()
         return stopped.addCallback(self._stopped)
 

@@ -67,7 +67,7 @@ def test_defaults(_home: Path) -> None:
     assert config.data_dir == _home / ".local/share/sv2proxy"
     assert config.pool_url is None
     assert config.listen.sv2 == ListenAddress("tcp:34254:interface=0.0.0.0", "0.0.0.0:34254")
-    assert config.listen.sv1 == ListenAddress("tcp:3333:interface=0.0.0.0", "0.0.0.0:3333")
+    assert config.listen.sv1 is None  # Stratum V1 is not served yet
     assert not config.listen.shared
     assert config.noise.authority_key_file is None
     assert config.authority_key_path == config.data_dir / "authority.key"
@@ -101,7 +101,7 @@ def test_describe(_home: Path) -> None:
         f"data_dir = {_home}/.local/share/sv2proxy",
         "pool_url = null",
         "listen.sv2 = 0.0.0.0:34254",
-        "listen.sv1 = 0.0.0.0:3333",
+        "listen.sv1 = null",
         "noise.authority_key_file = null",
         "noise.certificate_validity = 3600",
         "noise.handshake_timeout = 10",
@@ -133,7 +133,8 @@ def test_keys_help_and_option_names() -> None:
 def test_solo_example() -> None:
     config = load_config(str(CONF / "solo.yaml"))
     assert config.mode is Mode.POOL
-    assert config.listen.shared
+    assert config.listen.sv2 is not None and config.listen.sv2.text == "0.0.0.0:3333"
+    assert config.listen.sv1 is None  # Stratum V1 is not served yet
 
 
 def test_proxy_example() -> None:
@@ -154,7 +155,7 @@ def test_seed_toml_example() -> None:
     assert config.pool_url.text == "stratum+tcp://pool.example.com:3333"
     assert config.pool_url.authority_key is None
     assert config.listen.sv2 == ListenAddress("tcp:3333:interface=0.0.0.0", "0.0.0.0:3333")
-    assert config.listen.shared  # listen.sv1's default is the same address
+    assert config.listen.sv1 is None  # Stratum V1 is not served yet
 
 
 # -- values that load ----------------------------------------------------------------------------

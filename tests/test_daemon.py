@@ -11,7 +11,7 @@ import pytest
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.testing import MemoryReactor
-from twisted.logger import ILogObserver, LogEvent, LogLevel, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent, globalLogPublisher
 from zope.interface import implementer
 
 from _twistd import Twistd
@@ -176,3 +176,28 @@ def test_twistd_runs_and_stops_the_daemon(tmp_path: Path) -> None:
     assert "sv2proxy stopped cleanly" in daemon.output
     assert "Server Shut Down." in daemon.output
     assert "Traceback" not in daemon.output
+
+
+def test_start_warns_about_roles_this_version_does_not_serve(tmp_path: Path) -> None:
+    config = load_config(
+        None,
+        {
+            "data_dir": str(tmp_path / "data"),
+            "listen.sv1": "127.0.0.1:3333",
+            "pool_url": "stratum+tcp://pool.example.com:3333",
+        },
+    )
+    warnings: list[dict] = []
+
+    def observe(event: dict) -> None:
+        if event.get("log_level") == LogLevel.warn:
+            warnings.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        Daemon(config, MemoryReactor()).startService()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    texts = [formatEvent(event) for event in warnings]
+    assert any("Stratum V1 miners are not served" in text for text in texts)
+    assert any("proxy mode is not served" in text for text in texts)

@@ -232,6 +232,7 @@ class NoiseProtocol(ProtocolWrapper):
 
 class _NoiseFactory(WrappingFactory):
     protocol = NoiseProtocol
+    noisy = False  # "Starting factory" per client connection is noise, not news
 
     def __init__(
         self,

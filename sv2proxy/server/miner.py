@@ -102,3 +102,4 @@ class MinerFactory(Factory):
     """Builds a :class:`MinerProtocol` per accepted (and decrypted) connection."""
 
     protocol = MinerProtocol
+    noisy = False  # the listener logs its own start; connections are logged at setup
