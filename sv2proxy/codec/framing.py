@@ -12,7 +12,7 @@ never allocates per byte and never keeps more than one partial frame.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sv2proxy.errors import ProtocolError
 
@@ -25,9 +25,13 @@ MAX_PAYLOAD_LENGTH = 0xFFFFFF  # U24
 _HEADER = struct.Struct("<HBHB")
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One undecoded frame: who it is for (extension, type) and its payload."""
+class Frame(NamedTuple):
+    """One undecoded frame: who it is for (extension, type) and its payload.
+
+    A NamedTuple rather than a frozen dataclass: it is built once per frame on
+    the receive path, where a frozen dataclass's ``__init__`` costs a quarter
+    of an encrypted frame's budget (benchmarks/bench_noise.py).
+    """
 
     extension_type: int  # without the channel_msg bit
     msg_type: int

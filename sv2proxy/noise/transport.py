@@ -14,23 +14,30 @@ exactly as :class:`~sv2proxy.codec.framing.FrameDecoder` does for plain links.
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
+from typing import NoReturn
+
 from sv2proxy.codec.framing import (
     CHANNEL_MSG_BIT,
     EXTENSION_TYPE_MASK,
     FRAME_HEADER_SIZE,
     MAX_PAYLOAD_LENGTH,
     Frame,
-    parse_header,
 )
 from sv2proxy.errors import ProtocolError
 from sv2proxy.noise.certificate import SignatureNoiseMessage
 from sv2proxy.noise.cipher import MAC_SIZE, CipherState
 
 ENCRYPTED_HEADER_SIZE = FRAME_HEADER_SIZE + MAC_SIZE  # 22
+_new_frame = tuple.__new__
 MAX_CHUNK_CIPHERTEXT = 65535  # SRI SV2_FRAME_CHUNK_SIZE
 MAX_CHUNK_PLAINTEXT = MAX_CHUNK_CIPHERTEXT - MAC_SIZE  # 65519
 
-_NO_AD = b""
+# The frame header (codec.framing): extension_type U16 LE, msg_type U8, msg_length U24 LE
+# as U16 LE low + U8 high.  Unpacked here directly: every frame pays for it twice.
+_HEADER = struct.Struct("<HBHB")
+_LENGTH = struct.Struct("<3xHB")
 
 
 def encrypted_payload_length(plaintext_length: int) -> int:
@@ -54,19 +61,24 @@ class FrameEncryptor:
 
     def encrypt_frame(self, frame: bytes) -> bytes:
         """The wire bytes of one encoded frame (header and payload)."""
-        if len(frame) < FRAME_HEADER_SIZE:
-            raise ValueError(f"a frame is at least {FRAME_HEADER_SIZE} bytes, got {len(frame)}")
-        view = memoryview(frame)
-        _, _, length = parse_header(bytes(view[:FRAME_HEADER_SIZE]))
-        end = FRAME_HEADER_SIZE + length
-        if len(frame) != end:
+        size = len(frame)
+        if size < FRAME_HEADER_SIZE:
+            raise ValueError(f"a frame is at least {FRAME_HEADER_SIZE} bytes, got {size}")
+        low, high = _LENGTH.unpack_from(frame)
+        length = low | (high << 16)
+        if size != FRAME_HEADER_SIZE + length:
             raise ValueError(
-                f"frame header announces {length} payload bytes but {len(frame) - FRAME_HEADER_SIZE} follow"
+                f"frame header announces {length} payload bytes but {size - FRAME_HEADER_SIZE} follow"
             )
         encrypt = self._cipher.encrypt_with_ad
-        parts = [encrypt(_NO_AD, view[:FRAME_HEADER_SIZE])]
-        for start in range(FRAME_HEADER_SIZE, end, MAX_CHUNK_PLAINTEXT):
-            parts.append(encrypt(_NO_AD, view[start : start + MAX_CHUNK_PLAINTEXT]))
+        if length <= MAX_CHUNK_PLAINTEXT:
+            # Nearly every SV2 message: the header and at most one chunk, no view, no list.
+            header = encrypt(None, frame[:FRAME_HEADER_SIZE])
+            return header + encrypt(None, frame[FRAME_HEADER_SIZE:]) if length else header
+        with memoryview(frame) as view:
+            parts = [encrypt(None, view[:FRAME_HEADER_SIZE])]
+            for start in range(FRAME_HEADER_SIZE, size, MAX_CHUNK_PLAINTEXT):
+                parts.append(encrypt(None, view[start : start + MAX_CHUNK_PLAINTEXT]))
         return b"".join(parts)
 
 
@@ -84,8 +96,8 @@ class FrameDecryptor:
     def __init__(self, cipher: CipherState, max_payload: int = MAX_PAYLOAD_LENGTH) -> None:
         self._cipher = cipher
         self._buffer = bytearray()
-        # The decrypted header (raw extension_type, msg_type, msg_length) whose payload we await.
-        self._pending: tuple[int, int, int] | None = None
+        # The decrypted header (raw extension_type, msg_type) whose payload we await.
+        self._pending: tuple[int, int] | None = None
         self._ciphertext_length = 0
         self._failed = False
         self.max_payload = max_payload
@@ -104,62 +116,116 @@ class FrameDecryptor:
         """Add ``data`` and return every frame it completes, in order."""
         if self._failed:
             raise ProtocolError("the encrypted stream already failed; close the connection")
-        self._buffer += data
+        buf = self._buffer
         try:
-            return self._drain()
+            if buf or self._pending is not None:
+                buf += data
+                frames, used = self._drain(buf)
+                if used:
+                    del buf[:used]
+                return frames
+            # Nothing buffered: decrypt straight from ``data``.  The usual read
+            # is exactly one small frame; it is done here without a loop.
+            size = len(data)
+            if size < ENCRYPTED_HEADER_SIZE:
+                buf += data
+                return []
+            decrypt = self._cipher.decrypt_with_ad
+            ext, msg_type, low, high = _HEADER.unpack(decrypt(None, data[:ENCRYPTED_HEADER_SIZE]))
+            length = low | (high << 16)
+            if length > self.max_payload:
+                self._too_large(ext, msg_type, length)
+            if length <= MAX_CHUNK_PLAINTEXT:
+                if not length and size == ENCRYPTED_HEADER_SIZE:
+                    return [_new_frame(Frame, (ext & 0x7FFF, msg_type, ext >= CHANNEL_MSG_BIT, b""))]
+                if size == ENCRYPTED_HEADER_SIZE + length + MAC_SIZE:
+                    # No state to record: if the payload fails, the stream is failed for good.
+                    payload = decrypt(None, data[ENCRYPTED_HEADER_SIZE:])
+                    # tuple.__new__ skips NamedTuple's Python-level __new__ on the hottest path.
+                    return [_new_frame(Frame, (ext & 0x7FFF, msg_type, ext >= CHANNEL_MSG_BIT, payload))]
+            self._pending = (ext, msg_type)
+            self._ciphertext_length = encrypted_payload_length(length)
+            frames, used = self._drain(data, ENCRYPTED_HEADER_SIZE)
+            if used < size:
+                buf += memoryview(data)[used:]
+            return frames
         except ProtocolError:
             self._failed = True
             raise
 
-    def _drain(self) -> list[Frame]:
-        buf = self._buffer
+    def _too_large(self, ext: int, msg_type: int, length: int) -> NoReturn:
+        raise ProtocolError(
+            f"frame of {length} bytes exceeds the limit of {self.max_payload} "
+            f"(extension_type {ext:#06x}, msg_type {msg_type:#04x})"
+        )
+
+    def _drain(self, src: bytes | bytearray, offset: int = 0) -> tuple[list[Frame], int]:
+        """The frames complete in ``src`` from ``offset`` on, and where they end."""
         decrypt = self._cipher.decrypt_with_ad
         frames: list[Frame] = []
-        offset = 0
-        available = len(buf)
+        available = len(src)
+        pending = self._pending
+        ciphertext_length = self._ciphertext_length
         while True:
-            pending = self._pending
             if pending is None:
                 if available - offset < ENCRYPTED_HEADER_SIZE:
                     break
-                header = decrypt(_NO_AD, buf[offset : offset + ENCRYPTED_HEADER_SIZE])
+                ext, msg_type, low, high = _HEADER.unpack(
+                    decrypt(None, src[offset : offset + ENCRYPTED_HEADER_SIZE])
+                )
                 offset += ENCRYPTED_HEADER_SIZE
-                pending = parse_header(header)
-                ext, msg_type, length = pending
+                length = low | (high << 16)
                 if length > self.max_payload:
-                    raise ProtocolError(
-                        f"frame of {length} bytes exceeds the limit of {self.max_payload} "
-                        f"(extension_type {ext:#06x}, msg_type {msg_type:#04x})"
-                    )
-                self._pending = pending
-                self._ciphertext_length = encrypted_payload_length(length)
-            stop = offset + self._ciphertext_length
+                    self._too_large(ext, msg_type, length)
+                pending = (ext, msg_type)
+                ciphertext_length = encrypted_payload_length(length)
+            stop = offset + ciphertext_length
             if stop > available:
                 break
-            ext, msg_type, _ = pending
-            chunks = [
-                decrypt(_NO_AD, buf[start : min(start + MAX_CHUNK_CIPHERTEXT, stop)])
-                for start in range(offset, stop, MAX_CHUNK_CIPHERTEXT)
-            ]
-            frames.append(
-                Frame(ext & EXTENSION_TYPE_MASK, msg_type, bool(ext & CHANNEL_MSG_BIT), b"".join(chunks))
-            )
+            ext, msg_type = pending
+            if ciphertext_length <= MAX_CHUNK_CIPHERTEXT:
+                payload = decrypt(None, src[offset:stop]) if ciphertext_length else b""
+            else:
+                with memoryview(src) as view:
+                    payload = b"".join(
+                        [
+                            decrypt(None, view[start : min(start + MAX_CHUNK_CIPHERTEXT, stop)])
+                            for start in range(offset, stop, MAX_CHUNK_CIPHERTEXT)
+                        ]
+                    )
+            frames.append(Frame(ext & EXTENSION_TYPE_MASK, msg_type, bool(ext & CHANNEL_MSG_BIT), payload))
             offset = stop
-            self._pending = None
-        if offset:
-            del buf[:offset]
-        return frames
+            pending = None
+        self._pending = pending
+        self._ciphertext_length = ciphertext_length
+        return frames, offset
 
 
 class NoiseSession:
     """Both directions of an established Noise link, and what the handshake proved.
+
+    ``encrypt_frame(frame) -> bytes`` gives the wire bytes of one encoded
+    frame; ``feed(data) -> list[Frame]`` takes received ciphertext and returns
+    the complete frames.  They are the encryptor's and decryptor's own bound
+    methods, not wrappers: each frame would otherwise pay for a second call.
 
     ``remote_static_key`` and ``certificate`` are the server's, as seen by an
     initiator; a responder learns nothing about its (anonymous) client.
     ``handshake_hash`` is the final ``h``, usable as a channel binding.
     """
 
-    __slots__ = ("certificate", "decryptor", "encryptor", "handshake_hash", "remote_static_key")
+    __slots__ = (
+        "certificate",
+        "decryptor",
+        "encrypt_frame",
+        "encryptor",
+        "feed",
+        "handshake_hash",
+        "remote_static_key",
+    )
+
+    encrypt_frame: Callable[[bytes], bytes]
+    feed: Callable[[bytes], list[Frame]]
 
     def __init__(
         self,
@@ -173,17 +239,11 @@ class NoiseSession:
     ) -> None:
         self.encryptor = FrameEncryptor(send_cipher)
         self.decryptor = FrameDecryptor(receive_cipher, max_payload)
+        self.encrypt_frame = self.encryptor.encrypt_frame
+        self.feed = self.decryptor.feed
         self.handshake_hash = handshake_hash
         self.remote_static_key = remote_static_key
         self.certificate = certificate
-
-    def encrypt_frame(self, frame: bytes) -> bytes:
-        """The wire bytes of one encoded frame."""
-        return self.encryptor.encrypt_frame(frame)
-
-    def feed(self, data: bytes) -> list[Frame]:
-        """Received ciphertext in, complete frames out."""
-        return self.decryptor.feed(data)
 
 
 __all__ = [
