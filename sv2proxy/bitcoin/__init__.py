@@ -1,0 +1,1 @@
+"""Pure Bitcoin consensus helpers: hashing, merkle trees, targets (no I/O, no reactor)."""
