@@ -1,0 +1,298 @@
+"""The channel manager: every live channel, the current work, and what to tell whom.
+
+Sans-IO: each call takes the request and ``now`` and returns the messages to send as
+``(owner, message)`` pairs, where ``owner`` is whatever the caller uses for a connection.  The
+miner server (Stratum V2 and, later, V1) and the job sources only move these messages.
+
+Lifecycle rules (PROTOCOL.md §6): a channel opened while work exists first gets that work as a
+future job and then the SetNewPrevHash that activates it; new work goes to every channel; a new
+prev hash activates the matching future job everywhere; a share is checked by
+:func:`~sv2proxy.pool.validation.validate_share`, counted by the channel's
+:class:`~sv2proxy.pool.accounting.ShareAccounting` and steers its
+:class:`~sv2proxy.pool.vardiff.Vardiff`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
+
+from sv2proxy.bitcoin.target import target_to_difficulty, target_to_u256, u256_to_target
+from sv2proxy.codec.constants import (
+    ERROR_INVALID_CHANNEL_ID,
+    ERROR_INVALID_NOMINAL_HASHRATE,
+    ERROR_MAX_TARGET_OUT_OF_RANGE,
+    ERROR_MIN_EXTRANONCE_SIZE_TOO_LARGE,
+)
+from sv2proxy.codec.message import Message
+from sv2proxy.codec.mining import (
+    OpenExtendedMiningChannel,
+    OpenExtendedMiningChannelSuccess,
+    OpenMiningChannelError,
+    OpenStandardMiningChannel,
+    OpenStandardMiningChannelSuccess,
+    SetTarget,
+    SubmitSharesError,
+    SubmitSharesExtended,
+    SubmitSharesStandard,
+    UpdateChannel,
+    UpdateChannelError,
+)
+from sv2proxy.errors import MiningJobError, PoolError, ProtocolError
+from sv2proxy.pool.accounting import ShareAccounting
+from sv2proxy.pool.channel import Channel, ChannelKind
+from sv2proxy.pool.extranonce import ERROR_CAPACITY_EXHAUSTED, ExtranonceAllocator, ExtranonceLayout
+from sv2proxy.pool.jobs import DEFAULT_MAX_PAST_JOBS, PrevHash, Work
+from sv2proxy.pool.validation import ShareResult, validate_share
+from sv2proxy.pool.vardiff import Vardiff, VardiffConfig, initial_difficulty_for
+
+Owner = Hashable
+Outgoing = tuple[Owner, Message]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """How the pool treats channels; one instance per daemon."""
+
+    layout: ExtranonceLayout = field(default_factory=lambda: ExtranonceLayout(total_size=16, local_size=4))
+    vardiff: VardiffConfig = field(default_factory=VardiffConfig)
+    max_past_jobs: int = DEFAULT_MAX_PAST_JOBS
+    share_batch_size: int = 10
+    share_batch_window: float = 1.0
+    max_channels_per_owner: int = 256
+
+
+@dataclass(slots=True)
+class _Current:
+    """The work every newly opened channel must start from."""
+
+    job_id: int
+    work: Work
+    prev: PrevHash | None
+
+
+class ChannelManager:
+    """All channels of the process and the work they mine."""
+
+    def __init__(self, settings: PoolSettings | None = None) -> None:
+        self.settings = settings or PoolSettings()
+        self.channels: dict[int, Channel] = {}
+        self._extranonce = ExtranonceAllocator(self.settings.layout)
+        self._owners: dict[int, Owner] = {}
+        self._vardiff: dict[int, Vardiff] = {}
+        self._accounting: dict[int, ShareAccounting] = {}
+        self._next_channel_id = 1
+        self._next_job_id = 1
+        # source id (template id / upstream job id) -> pool job id, for prev-hash activation.
+        self._jobs_by_source: dict[int, tuple[int, Work]] = {}
+        self._current: _Current | None = None
+        self._prev: PrevHash | None = None
+
+    # -- channels ---------------------------------------------------------------------------
+
+    def open_standard(self, owner: Owner, request: OpenStandardMiningChannel, now: float) -> list[Outgoing]:
+        """OpenStandardMiningChannel: Success then the current job, or OpenMiningChannel.Error."""
+        return self._open(owner, request, ChannelKind.STANDARD, now)
+
+    def open_extended(self, owner: Owner, request: OpenExtendedMiningChannel, now: float) -> list[Outgoing]:
+        """OpenExtendedMiningChannel: Success then the current job, or OpenMiningChannel.Error."""
+        layout = self.settings.layout
+        if request.min_extranonce_size > layout.rollable_size:
+            return [(owner, OpenMiningChannelError(request.request_id, ERROR_MIN_EXTRANONCE_SIZE_TOO_LARGE))]
+        return self._open(owner, request, ChannelKind.EXTENDED, now)
+
+    def _open(
+        self,
+        owner: Owner,
+        request: OpenStandardMiningChannel | OpenExtendedMiningChannel,
+        kind: ChannelKind,
+        now: float,
+    ) -> list[Outgoing]:
+        refuse = request.request_id
+        if sum(1 for o in self._owners.values() if o == owner) >= self.settings.max_channels_per_owner:
+            return [(owner, OpenMiningChannelError(refuse, ERROR_CAPACITY_EXHAUSTED))]
+        hash_rate = request.nominal_hash_rate
+        if not (math.isfinite(hash_rate) and hash_rate >= 0):
+            return [(owner, OpenMiningChannelError(refuse, ERROR_INVALID_NOMINAL_HASHRATE))]
+        max_target = u256_to_target(request.max_target)
+        config = self.settings.vardiff
+        if max_target == 0:
+            return [(owner, OpenMiningChannelError(refuse, ERROR_MAX_TARGET_OUT_OF_RANGE))]
+        try:
+            # Raises max-target-out-of-range when the miner's easiest acceptable target is
+            # harder than any difficulty we would set.
+            vardiff = Vardiff(
+                config,
+                initial_difficulty_for(hash_rate, config.shares_per_minute, config),
+                now,
+                max_target=max_target,
+            )
+        except ProtocolError as e:
+            return [(owner, OpenMiningChannelError(refuse, e.error_code or ERROR_MAX_TARGET_OUT_OF_RANGE))]
+        try:
+            value = self._extranonce.allocate()
+        except PoolError:
+            return [(owner, OpenMiningChannelError(refuse, ERROR_CAPACITY_EXHAUSTED))]
+
+        channel_id = self._new_channel_id()
+        standard = kind is ChannelKind.STANDARD
+        allocator = self._extranonce
+        prefix = allocator.standard_prefix(value) if standard else allocator.extended_prefix(value)
+        channel = Channel(
+            channel_id,
+            kind,
+            request.user_identity,
+            hash_rate,
+            value,
+            prefix,
+            0 if standard else self.settings.layout.rollable_size,
+            vardiff.target,
+            max_target,
+            max_past_jobs=self.settings.max_past_jobs,
+        )
+        self.channels[channel_id] = channel
+        self._owners[channel_id] = owner
+        self._vardiff[channel_id] = vardiff
+        self._accounting[channel_id] = ShareAccounting(
+            channel_id, self.settings.share_batch_size, self.settings.share_batch_window, now
+        )
+        target = target_to_u256(channel.target)
+        success: Message
+        if standard:
+            success = OpenStandardMiningChannelSuccess(refuse, channel_id, target, prefix, 0)
+        else:
+            success = OpenExtendedMiningChannelSuccess(refuse, channel_id, target, channel.rollable_size, prefix, 0)
+        return [(owner, success), *self._catch_up(channel, owner)]
+
+    def _catch_up(self, channel: Channel, owner: Owner) -> Iterator[Outgoing]:
+        """A new channel's first job: the current work as a future job, then its prev hash."""
+        current = self._current
+        if current is None or current.prev is None:
+            return
+        job = channel.add_job(current.job_id, dataclasses.replace(current.work, future=True))
+        yield owner, channel.job_message(job)
+        channel.activate(current.job_id, current.prev)
+        yield owner, channel.prev_hash_message(job)
+
+    def close(self, channel_id: int) -> None:
+        """Forget a channel and free its extranonce prefix."""
+        channel = self.channels.pop(channel_id, None)
+        if channel is None:
+            return
+        self._extranonce.release(channel.extranonce_value)
+        del self._owners[channel_id], self._vardiff[channel_id], self._accounting[channel_id]
+
+    def close_owner(self, owner: Owner) -> list[int]:
+        """Close every channel of a connection that went away; their ids."""
+        gone = [cid for cid, o in self._owners.items() if o == owner]
+        for channel_id in gone:
+            self.close(channel_id)
+        return gone
+
+    def update_channel(self, owner: Owner, request: UpdateChannel, now: float) -> list[Outgoing]:
+        """UpdateChannel: a lower maximum_target is honoured at once; answered with SetTarget."""
+        channel = self._owned(owner, request.channel_id)
+        if channel is None:
+            return [(owner, UpdateChannelError(request.channel_id, ERROR_INVALID_CHANNEL_ID))]
+        max_target = u256_to_target(request.maximum_target)
+        if max_target == 0:
+            return [(owner, UpdateChannelError(request.channel_id, ERROR_MAX_TARGET_OUT_OF_RANGE))]
+        vardiff = self._vardiff[channel.channel_id]
+        try:
+            vardiff.set_max_target(max_target)
+            vardiff.update_nominal_hash_rate(request.nominal_hash_rate, now)
+        except ProtocolError as e:
+            return [(owner, UpdateChannelError(request.channel_id, e.error_code or ERROR_INVALID_NOMINAL_HASHRATE))]
+        channel.max_target = max_target
+        channel.set_target(vardiff.target)
+        return [(owner, SetTarget(channel.channel_id, target_to_u256(vardiff.target)))]
+
+    def _owned(self, owner: Owner, channel_id: int) -> Channel | None:
+        if self._owners.get(channel_id) != owner:
+            return None
+        return self.channels.get(channel_id)
+
+    def _new_channel_id(self) -> int:
+        # Ids are never reused while the process lives (a U32 lasts far longer than any uptime).
+        channel_id = self._next_channel_id
+        self._next_channel_id += 1
+        return channel_id
+
+    # -- work -------------------------------------------------------------------------------
+
+    def new_work(self, work: Work) -> tuple[int, list[Outgoing]]:
+        """Give ``work`` to every channel; its pool-wide job id and the job messages."""
+        if not work.future and self._prev is None:
+            raise MiningJobError("work that is not future needs a prev hash first")
+        job_id = self._next_job_id
+        self._next_job_id += 1
+        self._jobs_by_source[work.source_id] = (job_id, work)
+        if not work.future:
+            self._current = _Current(job_id, work, self._prev)
+        out: list[Outgoing] = []
+        for channel_id, channel in self.channels.items():
+            job = channel.add_job(job_id, work)
+            out.append((self._owners[channel_id], channel.job_message(job)))
+        return job_id, out
+
+    def new_prev_hash(self, source_id: int, prev: PrevHash) -> list[Outgoing]:
+        """A new chain tip activating the future work ``source_id`` on every channel."""
+        entry = self._jobs_by_source.get(source_id)
+        if entry is None or not entry[1].future:
+            raise MiningJobError(f"no future work {source_id} to activate")
+        job_id, work = entry
+        self._prev = prev
+        self._current = _Current(job_id, work, prev)
+        # Work for older tips can never be activated again.
+        self._jobs_by_source = {source_id: entry}
+        out: list[Outgoing] = []
+        for channel_id, channel in self.channels.items():
+            owner = self._owners[channel_id]
+            try:
+                job = channel.activate(job_id, prev)
+            except MiningJobError:
+                # Opened after the work was announced: give it the job now, then activate.
+                job = channel.add_job(job_id, work)
+                out.append((owner, channel.job_message(job)))
+                job = channel.activate(job_id, prev)
+            out.append((owner, channel.prev_hash_message(job)))
+        return out
+
+    # -- shares -----------------------------------------------------------------------------
+
+    def submit(
+        self, owner: Owner, share: SubmitSharesStandard | SubmitSharesExtended, now: float
+    ) -> tuple[list[Outgoing], ShareResult | None]:
+        """Judge a share; the answer to send (if any now) and the result (None: unknown channel)."""
+        channel = self._owned(owner, share.channel_id)
+        if channel is None:
+            return [(owner, SubmitSharesError(share.channel_id, share.sequence_number, ERROR_INVALID_CHANNEL_ID))], None
+        extranonce = share.extranonce if isinstance(share, SubmitSharesExtended) else None
+        result = validate_share(channel, share.job_id, share.nonce, share.ntime, share.version, extranonce, now)
+        if result.error_code is not None:
+            return [(owner, SubmitSharesError(share.channel_id, share.sequence_number, result.error_code))], result
+        job = result.job
+        assert job is not None
+        self._vardiff[channel.channel_id].on_share(now)
+        success = self._accounting[channel.channel_id].accept(
+            share.sequence_number, target_to_difficulty(job.target), now, is_block=result.is_block
+        )
+        return ([(owner, success)] if success is not None else []), result
+
+    def tick(self, now: float) -> list[Outgoing]:
+        """Timer work: Success batches whose window closed, and vardiff retargets."""
+        out: list[Outgoing] = []
+        for channel_id, channel in self.channels.items():
+            owner = self._owners[channel_id]
+            accounting = self._accounting[channel_id]
+            if accounting.due(now):
+                success = accounting.flush(now)
+                if success is not None:
+                    out.append((owner, success))
+            vardiff = self._vardiff[channel_id]
+            if vardiff.evaluate(now) is not None:
+                channel.set_target(vardiff.target)
+                out.append((owner, SetTarget(channel_id, target_to_u256(vardiff.target))))
+        return out

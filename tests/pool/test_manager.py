@@ -1,0 +1,208 @@
+"""The channel manager: ordered messages out for requests in (no I/O, ``now`` values only)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from sv2proxy.bitcoin.target import MAX_TARGET, target_to_u256, u256_to_target
+from sv2proxy.codec import (
+    NewExtendedMiningJob,
+    NewMiningJob,
+    OpenExtendedMiningChannel,
+    OpenExtendedMiningChannelSuccess,
+    OpenMiningChannelError,
+    OpenStandardMiningChannel,
+    OpenStandardMiningChannelSuccess,
+    SetNewPrevHash,
+    SetTarget,
+    SubmitSharesError,
+    SubmitSharesExtended,
+    SubmitSharesStandard,
+    SubmitSharesSuccess,
+    UpdateChannel,
+    UpdateChannelError,
+)
+from sv2proxy.errors import MiningJobError
+from sv2proxy.pool.extranonce import ExtranonceLayout
+from sv2proxy.pool.jobs import PrevHash, Work
+from sv2proxy.pool.manager import ChannelManager, PoolSettings
+from sv2proxy.pool.vardiff import VardiffConfig
+
+NOW = 1_800_000_000.0
+PATH = (hashlib.sha256(b"tx").digest(),)
+ANY = target_to_u256(MAX_TARGET)
+
+
+def work(source_id: int, future: bool = True) -> Work:
+    return Work(source_id, 0x20000000, True, b"head", b"tail", PATH, future, None if future else int(NOW))
+
+
+def prev(tag: bytes = b"tip") -> PrevHash:
+    return PrevHash(hashlib.sha256(tag).digest(), int(NOW) - 5, 0x1D00FFFF)
+
+
+def easy_settings(**kw) -> PoolSettings:
+    # Difficulty floor far below 1 so test shares are found in a few hashes.
+    return PoolSettings(
+        layout=ExtranonceLayout(8, 2), vardiff=VardiffConfig(min_difficulty=1e-9), share_batch_size=3, **kw
+    )
+
+
+def with_tip(manager: ChannelManager) -> None:
+    manager.new_work(work(1))
+    manager.new_prev_hash(1, prev())
+
+
+def test_opening_before_any_work_gets_success_only():
+    manager = ChannelManager(easy_settings())
+    out = manager.open_extended("A", OpenExtendedMiningChannel(5, "w", 0.0, ANY, 4), NOW)
+    assert len(out) == 1
+    owner, success = out[0]
+    assert owner == "A" and isinstance(success, OpenExtendedMiningChannelSuccess)
+    assert (success.request_id, success.extranonce_size, len(success.extranonce_prefix)) == (5, 6, 2)
+
+
+def test_opening_on_a_tip_gets_a_future_job_then_its_prev_hash():
+    manager = ChannelManager(easy_settings())
+    with_tip(manager)
+    out = [m for _, m in manager.open_standard("A", OpenStandardMiningChannel(1, "w", 1e6, ANY), NOW)]
+    assert [type(m) for m in out] == [OpenStandardMiningChannelSuccess, NewMiningJob, SetNewPrevHash]
+    assert len(out[0].extranonce_prefix) == 8  # a standard prefix fills the whole extranonce
+    assert out[1].min_ntime is None and out[2].job_id == out[1].job_id
+
+
+def test_open_errors():
+    manager = ChannelManager(easy_settings())
+    assert manager.open_extended("A", OpenExtendedMiningChannel(1, "w", 1.0, ANY, 7), NOW) == [
+        ("A", OpenMiningChannelError(1, "min-extranonce-size-too-large"))
+    ]
+    assert manager.open_standard("A", OpenStandardMiningChannel(2, "w", float("nan"), ANY), NOW) == [
+        ("A", OpenMiningChannelError(2, "invalid-nominal-hashrate"))
+    ]
+    assert manager.open_standard("A", OpenStandardMiningChannel(3, "w", 1.0, bytes(32)), NOW) == [
+        ("A", OpenMiningChannelError(3, "max-target-out-of-range"))
+    ]
+    capped = ChannelManager(PoolSettings(vardiff=VardiffConfig(max_difficulty=10.0)))
+    hard = target_to_u256(MAX_TARGET >> 80)
+    assert capped.open_standard("A", OpenStandardMiningChannel(4, "w", 1.0, hard), NOW) == [
+        ("A", OpenMiningChannelError(4, "max-target-out-of-range"))
+    ]
+
+
+def test_prefix_space_exhaustion_is_answered_not_raised():
+    manager = ChannelManager(PoolSettings(layout=ExtranonceLayout(4, 1), max_channels_per_owner=1000))
+    for i in range(256):
+        assert isinstance(
+            manager.open_standard(i, OpenStandardMiningChannel(i, "w", 1.0, ANY), NOW)[0][1],
+            OpenStandardMiningChannelSuccess,
+        )
+    assert manager.open_standard("B", OpenStandardMiningChannel(9, "w", 1.0, ANY), NOW) == [
+        ("B", OpenMiningChannelError(9, "channel-capacity-exhausted"))
+    ]
+    manager.close(1)
+    assert isinstance(
+        manager.open_standard("B", OpenStandardMiningChannel(9, "w", 1.0, ANY), NOW)[0][1],
+        OpenStandardMiningChannelSuccess,
+    )
+
+
+def test_work_fans_out_and_a_prev_hash_activates_it_everywhere():
+    manager = ChannelManager(easy_settings())
+    manager.open_standard("A", OpenStandardMiningChannel(1, "w", 1.0, ANY), NOW)
+    manager.open_extended("B", OpenExtendedMiningChannel(2, "w", 1.0, ANY, 4), NOW)
+    job_id, out = manager.new_work(work(7))
+    assert [(o, type(m)) for o, m in out] == [("A", NewMiningJob), ("B", NewExtendedMiningJob)]
+    activated = manager.new_prev_hash(7, prev())
+    assert [(o, type(m), m.job_id) for o, m in activated] == [
+        ("A", SetNewPrevHash, job_id),
+        ("B", SetNewPrevHash, job_id),
+    ]
+    with pytest.raises(MiningJobError):
+        manager.new_prev_hash(99, prev(b"other"))
+
+
+def test_a_channel_opened_between_future_work_and_its_prev_hash_still_gets_the_job():
+    manager = ChannelManager(easy_settings())
+    manager.new_work(work(7))
+    manager.open_extended("B", OpenExtendedMiningChannel(2, "w", 1.0, ANY, 4), NOW)
+    out = [type(m) for _, m in manager.new_prev_hash(7, prev())]
+    assert out == [NewExtendedMiningJob, SetNewPrevHash]
+
+
+def mine_extended(manager: ChannelManager, channel_id: int, job_id: int, start: int = 0) -> SubmitSharesExtended:
+    from sv2proxy.pool.validation import validate_share
+
+    channel = manager.channels[channel_id]
+    for nonce in range(start, start + 10_000):
+        share = SubmitSharesExtended(channel_id, nonce, job_id, nonce, int(NOW), 0x20000000, b"\x00" * 6)
+        probe = validate_share(channel, job_id, nonce, int(NOW), 0x20000000, share.extranonce, NOW)
+        if probe.error_code is None:
+            del channel.seen[probe.hash]
+            return share
+    raise AssertionError("no share found")
+
+
+def test_shares_are_answered_errors_at_once_and_successes_in_batches():
+    manager = ChannelManager(easy_settings())
+    with_tip(manager)
+    out = manager.open_extended("B", OpenExtendedMiningChannel(2, "w", 1.0, ANY, 4), NOW)
+    channel_id = out[0][1].channel_id
+    job_id = out[1][1].job_id
+
+    bad = SubmitSharesExtended(channel_id, 1, job_id + 50, 0, int(NOW), 0x20000000, b"\x00" * 6)
+    assert manager.submit("B", bad, NOW)[0] == [("B", SubmitSharesError(channel_id, 1, "invalid-job-id"))]
+    stranger = SubmitSharesStandard(channel_id, 2, job_id, 0, int(NOW), 0x20000000)
+    assert manager.submit("C", stranger, NOW)[0] == [("C", SubmitSharesError(channel_id, 2, "invalid-channel-id"))]
+
+    replies = []
+    nonce = 0
+    for _ in range(3):
+        share = mine_extended(manager, channel_id, job_id, nonce)
+        nonce = share.nonce + 1
+        sent, result = manager.submit("B", share, NOW)
+        assert result is not None and result.accepted
+        replies.extend(sent)
+    assert len(replies) == 1
+    success = replies[0][1]
+    assert isinstance(success, SubmitSharesSuccess)
+    assert (success.new_submits_accepted_count, success.last_sequence_number) == (3, nonce - 1)
+
+    share = mine_extended(manager, channel_id, job_id, nonce)
+    assert manager.submit("B", share, NOW)[0] == []
+    assert manager.tick(NOW + 0.5) == []
+    flushed = manager.tick(NOW + 2)
+    assert [type(m) for _, m in flushed if isinstance(m, SubmitSharesSuccess)] == [SubmitSharesSuccess]
+
+
+def test_update_channel_honours_a_lower_maximum_target():
+    manager = ChannelManager(easy_settings())
+    out = manager.open_extended("B", OpenExtendedMiningChannel(2, "w", 1.0, ANY, 4), NOW)
+    channel_id = out[0][1].channel_id
+    lower = MAX_TARGET >> 40
+    ((owner, answer),) = manager.update_channel("B", UpdateChannel(channel_id, 1.0, target_to_u256(lower)), NOW)
+    assert isinstance(answer, SetTarget) and u256_to_target(answer.maximum_target) <= lower
+    assert manager.channels[channel_id].target <= lower
+    assert manager.update_channel("X", UpdateChannel(channel_id, 1.0, ANY), NOW) == [
+        ("X", UpdateChannelError(channel_id, "invalid-channel-id"))
+    ]
+
+
+def test_closing_an_owner_frees_its_channels():
+    manager = ChannelManager(easy_settings())
+    manager.open_standard("A", OpenStandardMiningChannel(1, "w", 1.0, ANY), NOW)
+    manager.open_standard("A", OpenStandardMiningChannel(2, "w", 1.0, ANY), NOW)
+    manager.open_standard("B", OpenStandardMiningChannel(3, "w", 1.0, ANY), NOW)
+    assert manager.close_owner("A") == [1, 2]
+    assert list(manager.channels) == [3]
+
+
+def test_update_channel_with_an_impossible_maximum_target_is_an_error():
+    manager = ChannelManager(PoolSettings(vardiff=VardiffConfig(max_difficulty=10.0)))
+    out = manager.open_extended("B", OpenExtendedMiningChannel(2, "w", 1.0, ANY, 4), NOW)
+    channel_id = out[0][1].channel_id
+    hard = target_to_u256(MAX_TARGET >> 80)
+    assert manager.update_channel("B", UpdateChannel(channel_id, 1.0, hard), NOW) == [
+        ("B", UpdateChannelError(channel_id, "max-target-out-of-range"))
+    ]
