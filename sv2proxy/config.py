@@ -419,6 +419,48 @@ class NoiseConfig:
     )
 
 
+def parse_byte_count(low: int, high: int) -> Callable[[object, _Context], int]:
+    """A parser for a whole number of bytes in ``low..high``."""
+
+    def parse(value: object, ctx: _Context) -> int:
+        number = _number(value, ctx)
+        if not isinstance(number, int) or not low <= number <= high:
+            raise ValueError(f"expected a whole number of bytes from {low} to {high}, got {value!r}")
+        return number
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class MiningConfig:
+    """Channels, difficulty and share acknowledgements for miners."""
+
+    shares_per_minute: float = setting(
+        6, parse_positive_number, "vardiff aims at this many shares per minute on each channel"
+    )
+    min_difficulty: float = setting(
+        0.0001, parse_positive_number, "lowest difficulty vardiff sets (fractions allowed for small miners)"
+    )
+    max_difficulty: float | None = setting(
+        None, optional(parse_positive_number), "highest difficulty vardiff sets; null: no limit"
+    )
+    share_batch_size: int = setting(
+        10, parse_positive_int, "accepted shares acknowledged together by one SubmitShares.Success"
+    )
+    share_batch_window: float = setting(
+        1, parse_positive_number, "seconds an accepted share waits at most for its SubmitShares.Success"
+    )
+    extranonce_size: int = setting(
+        16, parse_byte_count(2, 32), "bytes of extranonce in the coinbase: channel prefix plus what miners roll"
+    )
+    channel_prefix_size: int = setting(
+        4, parse_byte_count(1, 8), "bytes of the extranonce that tell channels apart (256**N live channels)"
+    )
+    max_channels_per_connection: int = setting(
+        256, parse_positive_int, "channels one miner connection may open"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one daemon."""
@@ -434,6 +476,7 @@ class Config:
     )
     listen: ListenConfig = section(ListenConfig)
     noise: NoiseConfig = section(NoiseConfig)
+    mining: MiningConfig = section(MiningConfig)
 
     @property
     def authority_key_path(self) -> Path:
@@ -670,7 +713,27 @@ def load_config(file: str | None, overrides: Mapping[str, object] = _NO_OVERRIDE
         ctx = _Context(base_dir=Path.cwd(), from_text=isinstance(raw, str))
         values[key] = _Value(raw, option_name(key), ctx)
     config = _build(Config, "", values)
+    _check_mining(config.mining, values)
     return _check_mode(config, values)
+
+
+def _check_mining(mining: MiningConfig, values: Mapping[str, _Value]) -> None:
+    """Settings that are only wrong together."""
+
+    def where(key: str) -> str:
+        value = values.get(key)
+        return value.where if value is not None else key
+
+    if mining.max_difficulty is not None and mining.max_difficulty < mining.min_difficulty:
+        raise ConfigError(
+            f"{where('mining.max_difficulty')}: expected at least mining.min_difficulty"
+            f" ({mining.min_difficulty}), got {mining.max_difficulty}"
+        )
+    if mining.channel_prefix_size >= mining.extranonce_size:
+        raise ConfigError(
+            f"{where('mining.channel_prefix_size')}: expected fewer bytes than mining.extranonce_size"
+            f" ({mining.extranonce_size}) so miners have some to roll, got {mining.channel_prefix_size}"
+        )
 
 
 def _check_mode(config: Config, values: Mapping[str, _Value]) -> Config:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from twisted.internet.interfaces import IReactorCore
+from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.python import usage
 
 from sv2proxy.authority import load_or_create
@@ -20,6 +20,7 @@ from sv2proxy.daemon import Daemon
 from sv2proxy.errors import ConfigError
 from sv2proxy.noise.keys import AuthorityKey
 from sv2proxy.server.listener import sv2_miner_service
+from sv2proxy.server.mining import MiningService, pool_settings
 
 #: The settings the command line can override; each becomes ``--dotted-key-with-dashes``.
 COMMAND_LINE_KEYS = ("mode", "data_dir", "pool_url", "listen.sv2", "listen.sv1")
@@ -88,9 +89,11 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
 
         reactor = cast(IReactorCore, global_reactor)
     daemon = Daemon(options.loaded, reactor, authority=options.authority)
+    mining = MiningService(cast(IReactorTime, reactor), daemon.events, pool_settings(options.loaded.mining))
+    daemon.add(mining, "mining")
     if options.loaded.listen.sv2 is not None:
         assert options.authority is not None
-        daemon.add(sv2_miner_service(options.loaded, options.authority, reactor), "sv2-miners")
+        daemon.add(sv2_miner_service(options.loaded, options.authority, reactor, mining), "sv2-miners")
     return daemon
 
 

@@ -106,6 +106,14 @@ def test_describe(_home: Path) -> None:
         "noise.certificate_validity = 3600",
         "noise.handshake_timeout = 10",
         "noise.clock_leeway = 10",
+        "mining.shares_per_minute = 6",
+        "mining.min_difficulty = 0.0001",
+        "mining.max_difficulty = null",
+        "mining.share_batch_size = 10",
+        "mining.share_batch_window = 1",
+        "mining.extranonce_size = 16",
+        "mining.channel_prefix_size = 4",
+        "mining.max_channels_per_connection = 256",
     ]
 
 
@@ -120,6 +128,14 @@ def test_keys_help_and_option_names() -> None:
         "noise.certificate_validity",
         "noise.handshake_timeout",
         "noise.clock_leeway",
+        "mining.shares_per_minute",
+        "mining.min_difficulty",
+        "mining.max_difficulty",
+        "mining.share_batch_size",
+        "mining.share_batch_window",
+        "mining.extranonce_size",
+        "mining.channel_prefix_size",
+        "mining.max_channels_per_connection",
     ]
     assert all(help_text(key) for key in keys())
     assert option_name("listen.sv2") == "--listen-sv2"
@@ -257,8 +273,7 @@ def test_toml_native_sections(workdir: Path) -> None:
 def test_toml_seed_and_native_sections_together(workdir: Path) -> None:
     file = write(
         "both.toml",
-        '[stratum_v2]\npool_url = "stratum+tcp://pool.example.com:3333"\n'
-        "[noise]\nclock_leeway = 1\n",
+        '[stratum_v2]\npool_url = "stratum+tcp://pool.example.com:3333"\n[noise]\nclock_leeway = 1\n',
     )
     config = load_config(file)
     assert config.mode is Mode.PROXY
@@ -281,9 +296,7 @@ def test_override_disables_listener(word: str) -> None:
 
 
 def test_override_numbers_from_text() -> None:
-    config = load_config(
-        None, {"noise.handshake_timeout": "2.5", "noise.certificate_validity": "60"}
-    )
+    config = load_config(None, {"noise.handshake_timeout": "2.5", "noise.certificate_validity": "60"})
     assert config.noise.handshake_timeout == 2.5
     assert config.noise.certificate_validity == 60
 
@@ -320,8 +333,7 @@ FILE_ERRORS = [
     (
         "conf/x.yaml",
         "colour: blue\n",
-        "conf/x.yaml: colour: unknown key"
-        " (expected one of: mode, data_dir, pool_url, listen, noise)",
+        "conf/x.yaml: colour: unknown key (expected one of: mode, data_dir, pool_url, listen, noise, mining)",
     ),
     (
         "conf/x.yaml",
@@ -371,8 +383,7 @@ FILE_ERRORS = [
     (
         "conf/x.yaml",
         "listen:\n  sv2: 0.0.0.0:1\n sv1: 0.0.0.0:2\n",
-        "conf/x.yaml: line 3: invalid YAML:"
-        " expected <block end>, but found '<block mapping start>'",
+        "conf/x.yaml: line 3: invalid YAML: expected <block end>, but found '<block mapping start>'",
     ),
     (
         "conf/x.yaml",
@@ -412,14 +423,12 @@ FILE_ERRORS = [
     (
         "conf/x.yaml",
         "listen:\n  sv2: tcp:abc\n",
-        "conf/x.yaml: listen.sv2: expected tcp:PORT[:interface=ADDRESS] with a port in 0-65535,"
-        " got 'tcp:abc'",
+        "conf/x.yaml: listen.sv2: expected tcp:PORT[:interface=ADDRESS] with a port in 0-65535, got 'tcp:abc'",
     ),
     (
         "conf/x.yaml",
         "listen:\n  sv1: tcp:3333:iface=lo\n",
-        "conf/x.yaml: listen.sv1: expected tcp:PORT[:interface=ADDRESS] (no 'iface' option),"
-        " got 'tcp:3333:iface=lo'",
+        "conf/x.yaml: listen.sv1: expected tcp:PORT[:interface=ADDRESS] (no 'iface' option), got 'tcp:3333:iface=lo'",
     ),
     (
         "conf/x.yaml",
@@ -435,20 +444,17 @@ FILE_ERRORS = [
     (
         "conf/x.yaml",
         "pool_url: stratum+tcp://pool.example.com\n",
-        f"conf/x.yaml: pool_url: expected {V2_FORMS}, got 'stratum+tcp://pool.example.com'"
-        " (no port)",
+        f"conf/x.yaml: pool_url: expected {V2_FORMS}, got 'stratum+tcp://pool.example.com' (no port)",
     ),
     (
         "conf/x.yaml",
         "pool_url: stratum+tcp://pool.example.com:0\n",
-        "conf/x.yaml: pool_url: expected a port in 1-65535, got '0'"
-        " in 'stratum+tcp://pool.example.com:0'",
+        "conf/x.yaml: pool_url: expected a port in 1-65535, got '0' in 'stratum+tcp://pool.example.com:0'",
     ),
     (
         "conf/x.yaml",
         "pool_url: stratum+tcp://pool.example.com:65536\n",
-        "conf/x.yaml: pool_url: expected a port in 1-65535, got '65536'"
-        " in 'stratum+tcp://pool.example.com:65536'",
+        "conf/x.yaml: pool_url: expected a port in 1-65535, got '65536' in 'stratum+tcp://pool.example.com:65536'",
     ),
     (
         "conf/x.yaml",
@@ -509,8 +515,7 @@ FILE_ERRORS = [
     (
         "conf/x.toml",
         '[stratum_v2]\npool_url = "stratum+tcp://pool.example.com"\n',
-        f"conf/x.toml: stratum_v2.pool_url: expected {V2_FORMS},"
-        " got 'stratum+tcp://pool.example.com' (no port)",
+        f"conf/x.toml: stratum_v2.pool_url: expected {V2_FORMS}, got 'stratum+tcp://pool.example.com' (no port)",
     ),
     (
         "conf/x.toml",
@@ -570,10 +575,7 @@ OVERRIDE_ERRORS = [
     ({"listen.sv2": "3333"}, "--listen-sv2: expected HOST:PORT, got '3333'"),
     (
         {"listen.sv1": "tcp:99999"},
-        (
-            "--listen-sv1: expected tcp:PORT[:interface=ADDRESS] with a port in 0-65535,"
-            " got 'tcp:99999'"
-        ),
+        ("--listen-sv1: expected tcp:PORT[:interface=ADDRESS] with a port in 0-65535, got 'tcp:99999'"),
     ),
     ({"mode": "solo"}, "--mode: expected 'pool' or 'proxy', got 'solo'"),
     ({"mode": "proxy"}, f"--mode: 'proxy' needs pool_url ({V2_FORMS})"),
@@ -616,3 +618,31 @@ def test_override_error_names_the_option_even_with_a_file(workdir: Path) -> None
 
 def test_config_error_is_a_server_error() -> None:
     assert issubclass(ConfigError, ServerError)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "mining:\n  min_difficulty: 1\n  max_difficulty: 0.5\n",
+            "mining.max_difficulty: expected at least mining.min_difficulty (1), got 0.5",
+        ),
+        (
+            "mining:\n  extranonce_size: 4\n  channel_prefix_size: 4\n",
+            "mining.channel_prefix_size: expected fewer bytes than mining.extranonce_size (4)"
+            " so miners have some to roll, got 4",
+        ),
+        (
+            "mining:\n  extranonce_size: 40\n",
+            "mining.extranonce_size: expected a whole number of bytes from 2 to 32, got 40",
+        ),
+        ("mining:\n  min_difficulty: 0\n", "mining.min_difficulty: expected a positive number, got 0"),
+        ("mining:\n  share_batch_sise: 5\n", "mining.share_batch_sise: unknown key (did you mean 'share_batch_size'?)"),
+    ],
+)
+def test_mining_errors(tmp_path: Path, text: str, message: str) -> None:
+    file = tmp_path / "x.yaml"
+    file.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(file))
+    assert str(caught.value) == f"{file}: {message}"

@@ -209,6 +209,10 @@ class ChannelManager:
         channel.set_target(vardiff.target)
         return [(owner, SetTarget(channel.channel_id, target_to_u256(vardiff.target)))]
 
+    def owner_of(self, channel_id: int) -> Owner | None:
+        """The connection a channel belongs to."""
+        return self._owners.get(channel_id)
+
     def _owned(self, owner: Owner, channel_id: int) -> Channel | None:
         if self._owners.get(channel_id) != owner:
             return None
@@ -280,6 +284,15 @@ class ChannelManager:
             share.sequence_number, target_to_difficulty(job.target), now, is_block=result.is_block
         )
         return ([(owner, success)] if success is not None else []), result
+
+    def flush_all(self, now: float) -> list[Outgoing]:
+        """Every pending Success now, whatever the window (shutdown, connection close)."""
+        out: list[Outgoing] = []
+        for channel_id, accounting in self._accounting.items():
+            success = accounting.flush(now)
+            if success is not None:
+                out.append((self._owners[channel_id], success))
+        return out
 
     def tick(self, now: float) -> list[Outgoing]:
         """Timer work: Success batches whose window closed, and vardiff retargets."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorCore
 from twisted.logger import Logger
@@ -13,6 +14,7 @@ from sv2proxy.config import Config
 from sv2proxy.link.noise import NoiseServerFactory, ServerCredentials
 from sv2proxy.noise.keys import AuthorityKey
 from sv2proxy.server.miner import MinerFactory
+from sv2proxy.server.mining import MiningService
 
 log = Logger()
 
@@ -24,6 +26,8 @@ class ListenerService(StreamServerEndpointService):
         super().__init__(endpoint, factory)
         self.what = what
         self.url_path = url_path
+        self.port: IListeningPort | None = None
+        self._waiters: list[Deferred[IListeningPort]] = []
         # A port we cannot bind must stop the start-up with its reason, not be logged and forgotten.
         self._raiseSynchronously = True
 
@@ -31,7 +35,19 @@ class ListenerService(StreamServerEndpointService):
         super().privilegedStartService()
         self._waitingForPort.addCallback(self._listening)
 
+    def when_listening(self) -> Deferred[IListeningPort]:
+        """Fires with the listening port once it is bound (at once if it already is)."""
+        if self.port is not None:
+            return succeed(self.port)
+        waiter: Deferred[IListeningPort] = Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
     def _listening(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(port)
         address = port.getHost()
         where = f"{getattr(address, 'host', '')}:{getattr(address, 'port', '')}".strip(":") or str(address)
         log.info("{what} listening on {where}", what=self.what, where=where)
@@ -47,10 +63,12 @@ class ListenerService(StreamServerEndpointService):
         return port
 
 
-def sv2_miner_service(config: Config, authority: AuthorityKey, reactor: IReactorCore) -> ListenerService:
+def sv2_miner_service(
+    config: Config, authority: AuthorityKey, reactor: IReactorCore, mining: MiningService
+) -> ListenerService:
     """A service listening for Stratum V2 miners at ``config.listen.sv2``."""
     assert config.listen.sv2 is not None, "the SV2 listener is disabled in this configuration"
     credentials = ServerCredentials(authority, reactor, config.noise.certificate_validity)
-    factory = NoiseServerFactory(MinerFactory(), credentials, reactor, config.noise.handshake_timeout)
+    factory = NoiseServerFactory(MinerFactory(mining), credentials, reactor, config.noise.handshake_timeout)
     endpoint = serverFromString(reactor, config.listen.sv2.endpoint)
     return ListenerService(endpoint, factory, "Stratum V2 miners", url_path=authority.public_text)

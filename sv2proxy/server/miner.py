@@ -5,27 +5,40 @@ message to pure code.  Phases: awaiting SetupConnection -> set up -> closing.
 The first message must be SetupConnection; a refused setup is answered with
 SetupConnection.Error and the connection is closed once that is written.
 
-Channels need the pool core (channels, jobs, share validation), which this
-daemon does not contain yet: channel requests get an OpenMiningChannel.Error
-saying no jobs are available, so a miner learns why at once instead of
-timing out.
+After setup, channel and share messages go to the
+:class:`~sv2proxy.server.mining.MiningService`, which answers through
+:meth:`sendMessage`; the connection's channels close with it.
 """
 
 from __future__ import annotations
 
 import enum
 
-from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from sv2proxy.codec.common import SetupConnection, SetupConnectionSuccess
+from sv2proxy.codec.constants import ERROR_EXTENDED_CHANNELS_NOT_SUPPORTED_FOR_STANDARD_JOBS, REQUIRES_STANDARD_JOBS
 from sv2proxy.codec.message import Message
-from sv2proxy.codec.mining import OpenExtendedMiningChannel, OpenMiningChannelError, OpenStandardMiningChannel
+from sv2proxy.codec.mining import (
+    CloseChannel,
+    OpenExtendedMiningChannel,
+    OpenMiningChannelError,
+    OpenStandardMiningChannel,
+    SetCustomMiningJob,
+    SetCustomMiningJobError,
+    SubmitSharesExtended,
+    SubmitSharesStandard,
+    UpdateChannel,
+)
 from sv2proxy.errors import ProtocolError
 from sv2proxy.link.framed import FramedProtocol, peer_text
+from sv2proxy.server.mining import MiningService
 from sv2proxy.server.setup import negotiate_mining_setup
 
-ERROR_NO_JOBS_AVAILABLE = "no-jobs-available"
+# Work selection is refused at setup; a client that sends a custom job anyway is told so.
+ERROR_JD_NOT_SUPPORTED = "jd-not-supported"
 # A miner's messages are small; anything near this is hostile or broken.
 MINER_MAX_PAYLOAD = 64 * 1024
 
@@ -42,10 +55,15 @@ class MinerProtocol(FramedProtocol):
     """One miner connection: SetupConnection first, then mining messages."""
 
     max_payload = MINER_MAX_PAYLOAD
+    factory: MinerFactory
 
     def __init__(self) -> None:
         self.phase = Phase.AWAITING_SETUP
         self.setup: SetupConnection | None = None
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
+        self.phase = Phase.CLOSING
+        self.factory.mining.connection_lost(self)
 
     def messageReceived(self, message: Message) -> None:  # noqa: N802
         if self.phase is Phase.AWAITING_SETUP:
@@ -87,19 +105,35 @@ class MinerProtocol(FramedProtocol):
         self.transport.loseConnection()
 
     def _mining_message(self, message: Message) -> None:
-        if isinstance(message, OpenStandardMiningChannel | OpenExtendedMiningChannel):
-            log.warn(
-                "miner {peer} asked for a channel for {user!r}: no jobs available to serve",
-                peer=peer_text(self.transport),
-                user=message.user_identity,
-            )
-            self.sendMessage(OpenMiningChannelError(message.request_id, ERROR_NO_JOBS_AVAILABLE))
-            return
-        raise ProtocolError(f"unexpected {type(message).__name__} from a miner")
+        mining = self.factory.mining
+        if isinstance(message, SubmitSharesStandard | SubmitSharesExtended):
+            mining.submit(self, message)
+        elif isinstance(message, OpenExtendedMiningChannel):
+            assert self.setup is not None
+            if self.setup.flags & REQUIRES_STANDARD_JOBS:
+                # The device said it can only handle standard jobs.
+                self.sendMessage(
+                    OpenMiningChannelError(message.request_id, ERROR_EXTENDED_CHANNELS_NOT_SUPPORTED_FOR_STANDARD_JOBS)
+                )
+                return
+            mining.open_channel(self, message)
+        elif isinstance(message, OpenStandardMiningChannel):
+            mining.open_channel(self, message)
+        elif isinstance(message, UpdateChannel):
+            mining.update_channel(self, message)
+        elif isinstance(message, CloseChannel):
+            mining.close_channel(self, message.channel_id)
+        elif isinstance(message, SetCustomMiningJob):
+            self.sendMessage(SetCustomMiningJobError(message.channel_id, message.request_id, ERROR_JD_NOT_SUPPORTED))
+        else:
+            raise ProtocolError(f"unexpected {type(message).__name__} from a miner")
 
 
 class MinerFactory(Factory):
     """Builds a :class:`MinerProtocol` per accepted (and decrypted) connection."""
 
     protocol = MinerProtocol
+
+    def __init__(self, mining: MiningService) -> None:
+        self.mining = mining
     noisy = False  # the listener logs its own start; connections are logged at setup

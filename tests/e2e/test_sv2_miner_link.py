@@ -16,8 +16,8 @@ from twisted.internet.protocol import ClientFactory
 
 from _twistd import Twistd
 from sv2proxy.codec import (
-    OpenMiningChannelError,
     OpenStandardMiningChannel,
+    OpenStandardMiningChannelSuccess,
     SetupConnection,
     SetupConnectionError,
     SetupConnectionSuccess,
@@ -81,7 +81,7 @@ async def connect(port: int, key: bytes) -> Miner:
 
 
 @pytest_twisted.ensureDeferred
-async def test_miner_sets_up_and_learns_no_jobs_are_served_yet(daemon):
+async def test_miner_sets_up_and_opens_a_channel_on_the_real_daemon(daemon):
     process, key, port = daemon
     miner = await connect(port, key)
     answer = miner.next_message()
@@ -90,10 +90,12 @@ async def test_miner_sets_up_and_learns_no_jobs_are_served_yet(daemon):
 
     answer = miner.next_message()
     miner.sendMessage(OpenStandardMiningChannel(7, "worker.1", 1e12, b"\xff" * 32))
-    assert await answer == OpenMiningChannelError(7, "no-jobs-available")
+    success = await answer
+    assert isinstance(success, OpenStandardMiningChannelSuccess)
+    assert (success.request_id, len(success.extranonce_prefix)) == (7, 16)
     miner.transport.loseConnection()
     await miner.factory.lost
-    process.wait_for("asked for a channel for 'worker.1'")
+    process.wait_for("miner 127.0.0.1")
 
 
 @pytest_twisted.ensureDeferred

@@ -1,23 +1,64 @@
-"""The miner protocol over a plain StringTransport: ordered messages out for messages in."""
+"""The miner protocol over a plain StringTransport with a Clock: ordered messages out for messages in."""
 
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from sv2proxy.bitcoin.target import MAX_TARGET, target_to_u256
 from sv2proxy.codec import (
+    CloseChannel,
     MessageDecoder,
+    NewExtendedMiningJob,
     OpenExtendedMiningChannel,
+    OpenExtendedMiningChannelSuccess,
     OpenMiningChannelError,
+    SetCustomMiningJob,
+    SetCustomMiningJobError,
+    SetNewPrevHash,
     SetupConnection,
     SetupConnectionError,
     SetupConnectionSuccess,
+    SubmitSharesError,
+    SubmitSharesExtended,
     SubmitSharesStandard,
+    SubmitSharesSuccess,
 )
+from sv2proxy.events import Event, EventBus, ShareSubmitted
+from sv2proxy.pool.extranonce import ExtranonceLayout
+from sv2proxy.pool.jobs import PrevHash, Work
+from sv2proxy.pool.manager import PoolSettings
+from sv2proxy.pool.validation import validate_share
+from sv2proxy.pool.vardiff import VardiffConfig
 from sv2proxy.server.miner import MINER_MAX_PAYLOAD, MinerFactory, Phase
+from sv2proxy.server.mining import MiningService
 
+NOW = 1_800_000_000
 SETUP = SetupConnection(0, 2, 2, 0, "h", 1, "v", "hw", "fw", "id")
+ANY = target_to_u256(MAX_TARGET)
+WORK = Work(1, 0x20000000, True, b"head", b"tail", (hashlib.sha256(b"t").digest(),), True)
+PREV = PrevHash(hashlib.sha256(b"tip").digest(), NOW - 5, 0x1D00FFFF)
 
 
-def connect():
-    protocol = MinerFactory().buildProtocol(None)
+@pytest.fixture
+def mining():
+    clock = Clock()
+    clock.advance(NOW)
+    settings = PoolSettings(
+        layout=ExtranonceLayout(8, 2), vardiff=VardiffConfig(min_difficulty=1e-9), share_batch_size=2
+    )
+    service = MiningService(clock, EventBus(), settings)
+    service.startService()
+    yield service
+    service.stopService()
+    assert clock.getDelayedCalls() == []
+
+
+def connect(mining):
+    protocol = MinerFactory(mining).buildProtocol(None)
     transport = StringTransport()
     protocol.makeConnection(transport)
     return protocol, transport
@@ -29,45 +70,117 @@ def sent(transport):
     return messages
 
 
-def test_setup_then_channel_request_is_told_no_jobs_are_available():
-    protocol, transport = connect()
-    protocol.dataReceived(SETUP.to_frame())
+def set_up(mining, flags=0):
+    protocol, transport = connect(mining)
+    protocol.dataReceived(SetupConnection(0, 2, 2, flags, "h", 1, "v", "hw", "fw", "id").to_frame())
     assert sent(transport) == [SetupConnectionSuccess(2, 0)]
-    assert protocol.phase is Phase.SET_UP
-    protocol.dataReceived(OpenExtendedMiningChannel(3, "w", 1.0, b"\xff" * 32, 4).to_frame())
-    assert sent(transport) == [OpenMiningChannelError(3, "no-jobs-available")]
-    assert not transport.disconnecting
+    return protocol, transport
 
 
-def test_refused_setup_is_answered_then_closed():
-    protocol, transport = connect()
+def test_a_miner_opens_a_channel_gets_work_and_its_shares_answered(mining):
+    events: list[Event] = []
+    mining.events.subscribe(ShareSubmitted, events.append)
+    protocol, transport = set_up(mining)
+    protocol.dataReceived(OpenExtendedMiningChannel(3, "alice.rig1", 1.0, ANY, 4).to_frame())
+    (success,) = sent(transport)
+    assert isinstance(success, OpenExtendedMiningChannelSuccess)
+    channel_id = success.channel_id
+
+    job_id = mining.new_work(WORK)
+    mining.new_prev_hash(1, PREV)
+    job, prev_hash = sent(transport)
+    assert isinstance(job, NewExtendedMiningJob) and isinstance(prev_hash, SetNewPrevHash)
+
+    channel = mining.manager.channels[channel_id]
+    shares = []
+    for nonce in range(10_000):
+        result = validate_share(channel, job_id, nonce, NOW, 0x20000000, b"\x00" * 6, NOW)
+        if result.accepted:
+            del channel.seen[result.hash]
+            shares.append(nonce)
+            if len(shares) == 2:
+                break
+    for seq, nonce in enumerate(shares):
+        protocol.dataReceived(
+            SubmitSharesExtended(channel_id, seq, job_id, nonce, NOW, 0x20000000, b"\x00" * 6).to_frame()
+        )
+    (ack,) = sent(transport)
+    assert isinstance(ack, SubmitSharesSuccess) and ack.new_submits_accepted_count == 2
+
+    protocol.dataReceived(SubmitSharesExtended(channel_id, 9, job_id + 7, 0, NOW, 0x20000000, b"\x00" * 6).to_frame())
+    assert sent(transport) == [SubmitSharesError(channel_id, 9, "invalid-job-id")]
+    assert [e.accepted for e in events] == [True, True, False]
+    assert events[0].worker == "alice.rig1"
+
+
+def test_a_pending_success_is_sent_when_its_window_closes(mining):
+    protocol, transport = set_up(mining)
+    protocol.dataReceived(OpenExtendedMiningChannel(3, "w", 1.0, ANY, 4).to_frame())
+    channel_id = sent(transport)[0].channel_id
+    job_id = mining.new_work(WORK)
+    mining.new_prev_hash(1, PREV)
+    sent(transport)
+    channel = mining.manager.channels[channel_id]
+    nonce = next(
+        n for n in range(10_000) if validate_share(channel, job_id, n, NOW, 0x20000000, b"\x00" * 6, NOW).accepted
+    )
+    channel.seen.clear()
+    protocol.dataReceived(SubmitSharesExtended(channel_id, 0, job_id, nonce, NOW, 0x20000000, b"\x00" * 6).to_frame())
+    assert sent(transport) == []
+    mining.clock.advance(1.5)
+    assert [type(m) for m in sent(transport)] == [SubmitSharesSuccess]
+
+
+def test_standard_jobs_only_devices_cannot_open_extended_channels(mining):
+    protocol, transport = set_up(mining, flags=0b001)
+    protocol.dataReceived(OpenExtendedMiningChannel(3, "w", 1.0, ANY, 4).to_frame())
+    assert sent(transport) == [OpenMiningChannelError(3, "extended-channels-not-supported-for-standard-jobs")]
+
+
+def test_custom_jobs_are_refused(mining):
+    protocol, transport = set_up(mining)
+    custom = SetCustomMiningJob(1, 2, b"", 0, bytes(32), 0, 0, 2, b"", 0, b"", 0, ())
+    protocol.dataReceived(custom.to_frame())
+    assert sent(transport) == [SetCustomMiningJobError(1, 2, "jd-not-supported")]
+
+
+def test_closing_a_channel_and_the_connection_frees_channels(mining):
+    protocol, transport = set_up(mining)
+    for request_id in (1, 2):
+        protocol.dataReceived(OpenExtendedMiningChannel(request_id, "w", 1.0, ANY, 4).to_frame())
+    first, second = (m.channel_id for m in sent(transport))
+    protocol.dataReceived(CloseChannel(first, "bye").to_frame())
+    assert list(mining.manager.channels) == [second]
+    protocol.connectionLost()
+    assert mining.manager.channels == {}
+
+
+def test_refused_setup_is_answered_then_closed(mining):
+    protocol, transport = connect(mining)
     protocol.dataReceived(SetupConnection(1, 2, 2, 0, "h", 1, "v", "hw", "fw", "id").to_frame())
     assert sent(transport) == [SetupConnectionError(0, "unsupported-protocol")]
     assert transport.disconnecting
     assert protocol.phase is Phase.CLOSING
 
 
-def test_anything_before_setup_closes_the_connection():
-    protocol, transport = connect()
+def test_anything_before_setup_closes_the_connection(mining):
+    protocol, transport = connect(mining)
     protocol.dataReceived(SubmitSharesStandard(1, 1, 1, 1, 1, 1).to_frame())
     assert transport.value() == b""
     assert transport.disconnecting
 
 
-def test_garbage_and_oversized_frames_close_the_connection():
-    protocol, transport = connect()
+def test_garbage_and_oversized_frames_close_the_connection(mining):
+    protocol, transport = connect(mining)
     protocol.dataReceived(b"\x00\x00\x99\x00\x00\x00")  # unknown msg_type, empty payload
     assert transport.disconnecting
 
-    protocol, transport = connect()
-    too_big = MINER_MAX_PAYLOAD + 1
-    protocol.dataReceived(b"\x00\x00\x00" + too_big.to_bytes(3, "little"))
+    protocol, transport = connect(mining)
+    protocol.dataReceived(b"\x00\x00\x00" + (MINER_MAX_PAYLOAD + 1).to_bytes(3, "little"))
     assert transport.disconnecting
 
 
-def test_mining_message_it_does_not_serve_closes_the_connection():
-    protocol, transport = connect()
-    protocol.dataReceived(SETUP.to_frame())
-    sent(transport)
-    protocol.dataReceived(SubmitSharesStandard(1, 1, 1, 1, 1, 1).to_frame())
+def test_messages_a_miner_never_sends_close_the_connection(mining):
+    protocol, transport = set_up(mining)
+    protocol.dataReceived(SetupConnectionSuccess(2, 0).to_frame())
     assert transport.disconnecting

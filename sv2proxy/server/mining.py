@@ -1,0 +1,173 @@
+"""The mining service: the channel manager at work inside the daemon.
+
+It owns the :class:`~sv2proxy.pool.manager.ChannelManager`, delivers its ``(owner, message)``
+pairs to the connections that own the channels, runs the timer that flushes Success batches and
+evaluates vardiff (from the injected clock), and publishes the events of SEED-API.md.  Job
+sources (a node's templates, an upstream pool) give it work through :meth:`new_work` and
+:meth:`new_prev_hash`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol as TypingProtocol
+
+from twisted.application.service import Service
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from sv2proxy.bitcoin.hashing import display_hex
+from sv2proxy.bitcoin.target import target_to_difficulty
+from sv2proxy.codec.message import Message
+from sv2proxy.codec.mining import (
+    OpenExtendedMiningChannel,
+    OpenStandardMiningChannel,
+    SubmitSharesExtended,
+    SubmitSharesStandard,
+    UpdateChannel,
+)
+from sv2proxy.config import MiningConfig
+from sv2proxy.events import BlockMined, EventBus, MiningJobCreated, ShareSubmitted
+from sv2proxy.pool.extranonce import ExtranonceLayout
+from sv2proxy.pool.jobs import PrevHash, Work
+from sv2proxy.pool.manager import ChannelManager, Outgoing, PoolSettings
+from sv2proxy.pool.vardiff import VardiffConfig
+
+log = Logger()
+
+#: How often Success batches and vardiff are looked at.
+TICK_INTERVAL = 0.5
+
+
+def pool_settings(mining: MiningConfig) -> PoolSettings:
+    """The pool's settings from the ``mining`` section of the configuration."""
+    return PoolSettings(
+        layout=ExtranonceLayout(mining.extranonce_size, mining.channel_prefix_size),
+        vardiff=VardiffConfig(
+            shares_per_minute=mining.shares_per_minute,
+            min_difficulty=mining.min_difficulty,
+            max_difficulty=mining.max_difficulty,
+        ),
+        share_batch_size=mining.share_batch_size,
+        share_batch_window=mining.share_batch_window,
+        max_channels_per_owner=mining.max_channels_per_connection,
+    )
+
+
+class MessageSink(TypingProtocol):
+    """What a channel owner must offer: somewhere to send messages."""
+
+    def sendMessage(self, message: Message) -> None: ...  # noqa: N802
+
+
+class MiningService(Service):
+    """Channels, work and shares for every miner connection of the daemon."""
+
+    name = "mining"
+
+    def __init__(self, clock: IReactorTime, events: EventBus, settings: PoolSettings | None = None) -> None:
+        self.clock = clock
+        self.events = events
+        self.manager = ChannelManager(settings)
+        self._ticker = LoopingCall(self._tick)
+        self._ticker.clock = clock
+
+    def startService(self) -> None:  # noqa: N802
+        super().startService()
+        self._ticker.start(TICK_INTERVAL, now=False).addErrback(
+            lambda failure: log.failure("the mining timer stopped", failure)
+        )
+
+    def stopService(self) -> None:  # noqa: N802
+        if self._ticker.running:
+            self._ticker.stop()
+        # Acknowledge what miners are owed before the connections go.
+        self._deliver(self._flush_all())
+        super().stopService()
+
+    # -- from connections ----------------------------------------------------------------
+
+    def open_channel(self, owner: MessageSink, request: OpenStandardMiningChannel | OpenExtendedMiningChannel) -> None:
+        now = self.clock.seconds()
+        if isinstance(request, OpenStandardMiningChannel):
+            out = self.manager.open_standard(owner, request, now)
+        else:
+            out = self.manager.open_extended(owner, request, now)
+        self._deliver(out)
+
+    def update_channel(self, owner: MessageSink, request: UpdateChannel) -> None:
+        self._deliver(self.manager.update_channel(owner, request, self.clock.seconds()))
+
+    def close_channel(self, owner: MessageSink, channel_id: int) -> None:
+        if self.manager.channels.get(channel_id) is not None and self.manager.owner_of(channel_id) == owner:
+            self.manager.close(channel_id)
+
+    def connection_lost(self, owner: MessageSink) -> None:
+        self.manager.close_owner(owner)
+
+    def submit(self, owner: MessageSink, share: SubmitSharesStandard | SubmitSharesExtended) -> None:
+        out, result = self.manager.submit(owner, share, self.clock.seconds())
+        self._deliver(out)
+        if result is None:
+            return
+        channel = self.manager.channels[share.channel_id]
+        job = result.job
+        difficulty = target_to_difficulty(job.target) if job is not None else 0.0
+        self.events.publish(
+            ShareSubmitted(
+                channel_id=share.channel_id,
+                job_id=share.job_id,
+                worker=channel.user_identity,
+                difficulty=difficulty,
+                accepted=result.accepted,
+                error_code=result.error_code,
+                is_block=result.is_block,
+            )
+        )
+        if result.is_block:
+            block_hash = display_hex(result.hash)
+            log.info(
+                "BLOCK found by {worker} on channel {channel_id}: {hash}",
+                worker=channel.user_identity,
+                channel_id=share.channel_id,
+                hash=block_hash,
+            )
+            self.events.publish(BlockMined(block_hash, worker=channel.user_identity, channel_id=share.channel_id))
+
+    # -- from job sources -----------------------------------------------------------------
+
+    def new_work(self, work: Work) -> int:
+        """Send ``work`` to every channel; returns its job id."""
+        job_id, out = self.manager.new_work(work)
+        self._deliver(out)
+        self.events.publish(
+            MiningJobCreated(
+                job_id=job_id,
+                channel_ids=tuple(message.channel_id for _, message in out),  # type: ignore[attr-defined]
+                template_id=work.source_id,
+                future=work.future,
+            )
+        )
+        return job_id
+
+    def new_prev_hash(self, source_id: int, prev: PrevHash) -> None:
+        """A new chain tip activating the future work ``source_id``."""
+        self._deliver(self.manager.new_prev_hash(source_id, prev))
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self._deliver(self.manager.tick(self.clock.seconds()))
+
+    def _flush_all(self) -> list[Outgoing]:
+        return self.manager.flush_all(self.clock.seconds())
+
+    @staticmethod
+    def _deliver(out: Iterable[Outgoing]) -> None:
+        for owner, message in out:
+            try:
+                owner.sendMessage(message)  # type: ignore[attr-defined]
+            except Exception:
+                # One broken connection must not stop delivery to the others.
+                log.failure("cannot send {message} to {owner!r}", message=type(message).__name__, owner=owner)
