@@ -20,16 +20,19 @@ from typing import NamedTuple
 
 
 class Row(NamedTuple):
-    """One figure: ``value`` ``unit`` (higher is better); ``goal`` the minimum wanted, if any."""
+    """One figure: ``value`` ``unit``; ``goal`` the minimum wanted (the maximum for latencies)."""
 
     name: str
     value: float
     unit: str
     goal: float | None = None
+    lower_is_better: bool = False
 
     @property
     def met(self) -> bool | None:
-        return None if self.goal is None else self.value >= self.goal
+        if self.goal is None:
+            return None
+        return self.value <= self.goal if self.lower_is_better else self.value >= self.goal
 
 
 def _elapsed(op: Callable[[], object], n: int) -> float:

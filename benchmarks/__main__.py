@@ -35,7 +35,7 @@ def format_table(rows: Sequence[Row]) -> str:
             row.name,
             _number(row.value),
             row.unit,
-            "-" if row.goal is None else ">= " + _number(row.goal),
+            "-" if row.goal is None else ("<= " if row.lower_is_better else ">= ") + _number(row.goal),
             {None: "-", True: "yes", False: "NO"}[row.met],
         )
         for row in rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 
 from benchmarks import Row, rate
@@ -59,4 +60,43 @@ def run(quick: bool) -> list[Row]:
         Row("validate_share, standard channel", standard, "shares/s", STANDARD_GOAL),
         Row("validate_share, extended channel (12-node path)", extended, "shares/s", EXTENDED_GOAL),
         Row("  standard / bare SHA256d", 100 * standard / bare, "%"),
+        *_fanout_rows(quick),
+    ]
+
+
+FANOUT_GOAL_MS = 100.0
+
+
+def _fanout_ms(channels: int, quick: bool) -> float:
+    """Milliseconds to turn one new work into encoded job frames for ``channels`` extended channels."""
+    from sv2proxy.bitcoin.target import target_to_u256
+    from sv2proxy.codec.mining import OpenExtendedMiningChannel
+    from sv2proxy.pool.manager import ChannelManager
+
+    manager = ChannelManager()
+    request = OpenExtendedMiningChannel(1, "bench", 1e12, target_to_u256(MAX_TARGET), 4)
+    for owner in range(channels):
+        manager.open_extended(owner, request, NOW)
+    path = tuple(hashlib.sha256(bytes([i])).digest() for i in range(12))
+    best = float("inf")
+    for source_id in range(2 if quick else 5):
+        work = Work(source_id, 0x20000000, True, b"\x01" * 60, b"\x02" * 120, path, True)
+        started = time.perf_counter()
+        _, out = manager.new_work(work)
+        frames = [message.to_frame() for _, message in out]
+        best = min(best, (time.perf_counter() - started) * 1000)
+        assert len(frames) == channels
+    return best
+
+
+def _fanout_rows(quick: bool) -> list[Row]:
+    return [
+        Row("new work to 1,000 extended channels (frames)", _fanout_ms(1_000, quick), "ms"),
+        Row(
+            "new work to 10,000 extended channels (frames)",
+            _fanout_ms(10_000, quick),
+            "ms",
+            FANOUT_GOAL_MS,
+            lower_is_better=True,
+        ),
     ]

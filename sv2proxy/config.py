@@ -459,6 +459,12 @@ class MiningConfig:
     max_channels_per_connection: int = setting(
         256, parse_positive_int, "channels one miner connection may open"
     )
+    keepalive_interval: float = setting(
+        30, parse_non_negative_number, "seconds without new work before a fresh-ntime job is sent; 0: never"
+    )
+    max_messages_per_second: float = setting(
+        200, parse_positive_number, "messages a miner connection may send per second (bursts of twice that)"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,12 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
 
         reactor = cast(IReactorCore, global_reactor)
     daemon = Daemon(options.loaded, reactor, authority=options.authority)
-    mining = MiningService(cast(IReactorTime, reactor), daemon.events, pool_settings(options.loaded.mining))
+    mining = MiningService(
+        cast(IReactorTime, reactor),
+        daemon.events,
+        pool_settings(options.loaded.mining),
+        keepalive_interval=options.loaded.mining.keepalive_interval,
+    )
     daemon.add(mining, "mining")
     if options.loaded.listen.sv2 is not None:
         assert options.authority is not None

@@ -114,6 +114,8 @@ def test_describe(_home: Path) -> None:
         "mining.extranonce_size = 16",
         "mining.channel_prefix_size = 4",
         "mining.max_channels_per_connection = 256",
+        "mining.keepalive_interval = 30",
+        "mining.max_messages_per_second = 200",
     ]
 
 
@@ -136,6 +138,8 @@ def test_keys_help_and_option_names() -> None:
         "mining.extranonce_size",
         "mining.channel_prefix_size",
         "mining.max_channels_per_connection",
+        "mining.keepalive_interval",
+        "mining.max_messages_per_second",
     ]
     assert all(help_text(key) for key in keys())
     assert option_name("listen.sv2") == "--listen-sv2"

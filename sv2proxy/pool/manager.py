@@ -241,6 +241,19 @@ class ChannelManager:
             out.append((self._owners[channel_id], channel.job_message(job)))
         return job_id, out
 
+    def refresh_work(self, now: float) -> tuple[int, list[Outgoing]] | None:
+        """Re-issue the current work as a new job with a fresh ntime (a keepalive), if any.
+
+        Miners that see no new job for a couple of minutes assume the pool is gone and
+        reconnect; on a quiet chain with an unchanged mempool that is exactly what happens
+        unless the pool sends fresh work (FIELD-NOTES.md).
+        """
+        current = self._current
+        if current is None or current.prev is None:
+            return None
+        ntime = max(int(now), current.prev.min_ntime)
+        return self.new_work(dataclasses.replace(current.work, future=False, min_ntime=ntime))
+
     def new_prev_hash(self, source_id: int, prev: PrevHash) -> list[Outgoing]:
         """A new chain tip activating the future work ``source_id`` on every channel."""
         entry = self._jobs_by_source.get(source_id)

@@ -69,6 +69,7 @@ def sv2_miner_service(
     """A service listening for Stratum V2 miners at ``config.listen.sv2``."""
     assert config.listen.sv2 is not None, "the SV2 listener is disabled in this configuration"
     credentials = ServerCredentials(authority, reactor, config.noise.certificate_validity)
-    factory = NoiseServerFactory(MinerFactory(mining), credentials, reactor, config.noise.handshake_timeout)
+    miners = MinerFactory(mining, config.mining.max_messages_per_second)
+    factory = NoiseServerFactory(miners, credentials, reactor, config.noise.handshake_timeout)
     endpoint = serverFromString(reactor, config.listen.sv2.endpoint)
     return ListenerService(endpoint, factory, "Stratum V2 miners", url_path=authority.public_text)

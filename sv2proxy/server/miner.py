@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 
 from sv2proxy.codec.common import SetupConnection, SetupConnectionSuccess
 from sv2proxy.codec.constants import ERROR_EXTENDED_CHANNELS_NOT_SUPPORTED_FOR_STANDARD_JOBS, REQUIRES_STANDARD_JOBS
+from sv2proxy.codec.framing import Frame
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
     CloseChannel,
@@ -34,6 +35,7 @@ from sv2proxy.codec.mining import (
 )
 from sv2proxy.errors import ProtocolError
 from sv2proxy.link.framed import FramedProtocol, peer_text
+from sv2proxy.link.ratelimit import TokenBucket
 from sv2proxy.server.mining import MiningService
 from sv2proxy.server.setup import negotiate_mining_setup
 
@@ -60,6 +62,17 @@ class MinerProtocol(FramedProtocol):
     def __init__(self) -> None:
         self.phase = Phase.AWAITING_SETUP
         self.setup: SetupConnection | None = None
+        self._bucket: TokenBucket | None = None
+
+    def frameReceived(self, frame: Frame) -> None:  # noqa: N802
+        now = self.factory.mining.clock.seconds()
+        bucket = self._bucket
+        if bucket is None:
+            rate = self.factory.max_messages_per_second
+            bucket = self._bucket = TokenBucket(rate, 2 * rate, now)
+        if not bucket.take(now):
+            raise ProtocolError(f"more than {bucket.rate:g} messages per second")
+        super().frameReceived(frame)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
         self.phase = Phase.CLOSING
@@ -134,6 +147,7 @@ class MinerFactory(Factory):
 
     protocol = MinerProtocol
 
-    def __init__(self, mining: MiningService) -> None:
+    def __init__(self, mining: MiningService, max_messages_per_second: float = 200.0) -> None:
         self.mining = mining
+        self.max_messages_per_second = max_messages_per_second
     noisy = False  # the listener logs its own start; connections are logged at setup

@@ -66,15 +66,24 @@ class MiningService(Service):
 
     name = "mining"
 
-    def __init__(self, clock: IReactorTime, events: EventBus, settings: PoolSettings | None = None) -> None:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        events: EventBus,
+        settings: PoolSettings | None = None,
+        keepalive_interval: float = 30.0,
+    ) -> None:
         self.clock = clock
         self.events = events
         self.manager = ChannelManager(settings)
+        self.keepalive_interval = keepalive_interval
+        self._last_work_at = 0.0
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
 
     def startService(self) -> None:  # noqa: N802
         super().startService()
+        self._last_work_at = self.clock.seconds()
         self._ticker.start(TICK_INTERVAL, now=False).addErrback(
             lambda failure: log.failure("the mining timer stopped", failure)
         )
@@ -140,6 +149,7 @@ class MiningService(Service):
     def new_work(self, work: Work) -> int:
         """Send ``work`` to every channel; returns its job id."""
         job_id, out = self.manager.new_work(work)
+        self._last_work_at = self.clock.seconds()
         self._deliver(out)
         self.events.publish(
             MiningJobCreated(
@@ -154,11 +164,19 @@ class MiningService(Service):
     def new_prev_hash(self, source_id: int, prev: PrevHash) -> None:
         """A new chain tip activating the future work ``source_id``."""
         self._deliver(self.manager.new_prev_hash(source_id, prev))
+        self._last_work_at = self.clock.seconds()
 
     # -- internals ------------------------------------------------------------------------
 
     def _tick(self) -> None:
-        self._deliver(self.manager.tick(self.clock.seconds()))
+        now = self.clock.seconds()
+        self._deliver(self.manager.tick(now))
+        if self.keepalive_interval and now - self._last_work_at >= self.keepalive_interval:
+            self._last_work_at = now
+            refreshed = self.manager.refresh_work(now)
+            if refreshed is not None:
+                log.debug("keepalive job {job_id} with ntime {ntime}", job_id=refreshed[0], ntime=int(now))
+                self._deliver(refreshed[1])
 
     def _flush_all(self) -> list[Outgoing]:
         return self.manager.flush_all(self.clock.seconds())

@@ -184,3 +184,32 @@ def test_messages_a_miner_never_sends_close_the_connection(mining):
     protocol, transport = set_up(mining)
     protocol.dataReceived(SetupConnectionSuccess(2, 0).to_frame())
     assert transport.disconnecting
+
+
+def test_a_connection_flooding_messages_is_closed_and_others_are_not(mining):
+    calm, calm_transport = set_up(mining)
+    flood, flood_transport = set_up(mining)
+    for request_id in range(2 * 200 + 5):
+        if flood_transport.disconnecting:
+            break
+        flood.dataReceived(OpenExtendedMiningChannel(request_id, "w", 1.0, ANY, 4).to_frame())
+    assert flood_transport.disconnecting
+    calm.dataReceived(OpenExtendedMiningChannel(1, "w", 1.0, ANY, 4).to_frame())
+    assert isinstance(sent(calm_transport)[0], OpenExtendedMiningChannelSuccess)
+    assert not calm_transport.disconnecting
+
+
+def test_idle_channels_get_a_keepalive_job_with_a_fresh_ntime(mining):
+    protocol, transport = set_up(mining)
+    protocol.dataReceived(OpenExtendedMiningChannel(3, "w", 1.0, ANY, 4).to_frame())
+    sent(transport)
+    mining.new_work(WORK)
+    mining.new_prev_hash(1, PREV)
+    first_job, _ = sent(transport)
+    mining.clock.advance(mining.keepalive_interval - 1)
+    assert [m for m in sent(transport) if isinstance(m, NewExtendedMiningJob)] == []
+    mining.clock.advance(1)
+    (keepalive,) = [m for m in sent(transport) if isinstance(m, NewExtendedMiningJob)]
+    assert keepalive.job_id != first_job.job_id
+    assert keepalive.min_ntime == int(mining.clock.seconds())
+    assert keepalive.coinbase_tx_prefix == first_job.coinbase_tx_prefix
