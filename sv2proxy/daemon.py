@@ -91,6 +91,11 @@ class Daemon(MultiService):
                 " nothing listens there",
                 address=self.config.listen.sv1.text,
             )
+        if self.config.pool_url is None:
+            log.warn(
+                "mode = pool: this version has no block template source yet (a Bitcoin node or a"
+                " Template Provider); miners can connect and open channels but get no jobs"
+            )
         if self.config.pool_url is not None:
             log.warn(
                 "pool_url = {url}: proxy mode is not served by this version; no upstream"
