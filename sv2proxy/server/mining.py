@@ -10,6 +10,7 @@ sources (a node's templates, an upstream pool) give it work through :meth:`new_w
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
 
 from twisted.application.service import Service
@@ -55,6 +56,26 @@ def pool_settings(mining: MiningConfig) -> PoolSettings:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class FoundBlock:
+    """Everything a job source needs to rebuild and submit a block a miner found."""
+
+    source_id: int  # the Work's source id: a template id or an upstream job id
+    extranonce: bytes  # the full extranonce: channel prefix then what the miner rolled
+    version: int
+    ntime: int
+    nonce: int
+    block_hash: bytes  # raw SHA256d of the header
+    worker: str
+    channel_id: int
+
+
+class BlockSink(TypingProtocol):
+    """Who submits found blocks (the node job source in pool mode)."""
+
+    def block_found(self, block: FoundBlock) -> None: ...
+
+
 class MessageSink(TypingProtocol):
     """What a channel owner must offer: somewhere to send messages."""
 
@@ -77,6 +98,7 @@ class MiningService(Service):
         self.events = events
         self.manager = ChannelManager(settings)
         self.keepalive_interval = keepalive_interval
+        self.block_sink: BlockSink | None = None
         self._last_work_at = 0.0
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
@@ -134,15 +156,38 @@ class MiningService(Service):
                 is_block=result.is_block,
             )
         )
-        if result.is_block:
-            block_hash = display_hex(result.hash)
-            log.info(
-                "BLOCK found by {worker} on channel {channel_id}: {hash}",
-                worker=channel.user_identity,
-                channel_id=share.channel_id,
-                hash=block_hash,
+        if result.is_block and job is not None:
+            self._block_found(channel.user_identity, share, job.extranonce_prefix, result.hash, job.work.source_id)
+
+    def _block_found(
+        self,
+        worker: str,
+        share: SubmitSharesStandard | SubmitSharesExtended,
+        prefix: bytes,
+        block_hash: bytes,
+        source_id: int,
+    ) -> None:
+        rolled = share.extranonce if isinstance(share, SubmitSharesExtended) else b""
+        found = FoundBlock(
+            source_id, prefix + rolled, share.version, share.ntime, share.nonce, block_hash, worker, share.channel_id
+        )
+        log.info(
+            "BLOCK found by {worker} on channel {channel_id}: {hash}",
+            worker=worker,
+            channel_id=share.channel_id,
+            hash=display_hex(block_hash),
+        )
+        if self.block_sink is None:
+            log.error(
+                "no block sink to submit block {hash} to: nothing in this daemon talks to a node",
+                hash=display_hex(block_hash),
             )
-            self.events.publish(BlockMined(block_hash, worker=channel.user_identity, channel_id=share.channel_id))
+        else:
+            try:
+                self.block_sink.block_found(found)
+            except Exception:
+                log.failure("the block sink failed on block {hash}", hash=display_hex(block_hash))
+        self.events.publish(BlockMined(display_hex(block_hash), worker=worker, channel_id=share.channel_id))
 
     # -- from job sources -----------------------------------------------------------------
 

@@ -213,3 +213,37 @@ def test_idle_channels_get_a_keepalive_job_with_a_fresh_ntime(mining):
     assert keepalive.job_id != first_job.job_id
     assert keepalive.min_ntime == int(mining.clock.seconds())
     assert keepalive.coinbase_tx_prefix == first_job.coinbase_tx_prefix
+
+
+def test_a_block_goes_to_the_block_sink_with_all_it_needs_and_is_acknowledged_at_once(mining):
+    found = []
+
+    class Sink:
+        def block_found(self, block):
+            found.append(block)
+
+    mining.block_sink = Sink()
+    protocol, transport = set_up(mining)
+    protocol.dataReceived(OpenExtendedMiningChannel(3, "bob", 1.0, ANY, 4).to_frame())
+    success = sent(transport)[0]
+    job_id = mining.new_work(WORK)
+    mining.new_prev_hash(1, PrevHash(PREV.prev_hash, PREV.min_ntime, 0x207FFFFF))  # regtest: easy blocks
+    sent(transport)
+    channel = mining.manager.channels[success.channel_id]
+    for nonce in range(10_000):
+        result = validate_share(channel, job_id, nonce, NOW, 0x20000000, b"\x07" * 6, NOW)
+        channel.seen.clear()
+        if result.is_block:
+            break
+    protocol.dataReceived(
+        SubmitSharesExtended(success.channel_id, 0, job_id, nonce, NOW, 0x20000000, b"\x07" * 6).to_frame()
+    )
+    assert [type(m) for m in sent(transport)] == [SubmitSharesSuccess]  # batch size 2, but a block is acked now
+    (block,) = found
+    assert (block.source_id, block.extranonce, block.nonce, block.worker) == (
+        1,
+        success.extranonce_prefix + b"\x07" * 6,
+        nonce,
+        "bob",
+    )
+    assert block.block_hash == result.hash
