@@ -60,4 +60,25 @@ def rate(op: Callable[[], object], *, quick: bool, work: float = 1.0) -> float:
     return n * work / best
 
 
-__all__ = ["Row", "rate"]
+def rates(*ops: Callable[[], object], quick: bool) -> list[float]:
+    """Best rates of several ops measured in alternation, for figures compared as a ratio.
+
+    Repeats of each op alternate, so a burst of load from elsewhere on the machine slows them
+    alike instead of skewing the ratio; more repeats than :func:`rate` because a ratio is
+    judged against a goal.
+    """
+    repeat_seconds, repeats = (0.02, 5) if quick else (0.04, 15)
+    sizes = []
+    for op in ops:
+        n = 1
+        while (elapsed := _elapsed(op, n)) < repeat_seconds / 4:
+            n *= 4
+        sizes.append(max(1, round(n * repeat_seconds / elapsed)))
+    best = [float("inf")] * len(ops)
+    for _ in range(repeats):
+        for i, (op, n) in enumerate(zip(ops, sizes, strict=True)):
+            best[i] = min(best[i], _elapsed(op, n))
+    return [n / elapsed for n, elapsed in zip(sizes, best, strict=True)]
+
+
+__all__ = ["Row", "rate", "rates"]

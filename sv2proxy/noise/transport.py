@@ -18,6 +18,8 @@ import struct
 from collections.abc import Callable
 from typing import NoReturn
 
+from cryptography.exceptions import InvalidTag
+
 from sv2proxy.codec.framing import (
     CHANNEL_MSG_BIT,
     EXTENSION_TYPE_MASK,
@@ -27,10 +29,12 @@ from sv2proxy.codec.framing import (
 )
 from sv2proxy.errors import ProtocolError
 from sv2proxy.noise.certificate import SignatureNoiseMessage
-from sv2proxy.noise.cipher import MAC_SIZE, CipherState
+from sv2proxy.noise.cipher import _EXHAUSTED as _NONCES_EXHAUSTED
+from sv2proxy.noise.cipher import MAC_SIZE, MAX_NONCE, CipherState, _pack_nonce
 
 ENCRYPTED_HEADER_SIZE = FRAME_HEADER_SIZE + MAC_SIZE  # 22
 _new_frame = tuple.__new__
+_PAYLOAD_FORGED = "noise message failed authentication: corrupted, forged, or encrypted with another key"
 MAX_CHUNK_CIPHERTEXT = 65535  # SRI SV2_FRAME_CHUNK_SIZE
 MAX_CHUNK_PLAINTEXT = MAX_CHUNK_CIPHERTEXT - MAC_SIZE  # 65519
 
@@ -70,11 +74,22 @@ class FrameEncryptor:
             raise ValueError(
                 f"frame header announces {length} payload bytes but {size - FRAME_HEADER_SIZE} follow"
             )
-        encrypt = self._cipher.encrypt_with_ad
+        cipher = self._cipher
         if length <= MAX_CHUNK_PLAINTEXT:
-            # Nearly every SV2 message: the header and at most one chunk, no view, no list.
-            header = encrypt(None, frame[:FRAME_HEADER_SIZE])
-            return header + encrypt(None, frame[FRAME_HEADER_SIZE:]) if length else header
+            # Nearly every SV2 message: the header and at most one chunk.  The AEAD is driven
+            # directly here (the hottest path of the link); the nonce rules are CipherState's:
+            # refuse the last nonce, advance only by what was used.
+            nonce = cipher._nonce
+            if nonce + (2 if length else 1) > MAX_NONCE:
+                raise ProtocolError(_NONCES_EXHAUSTED)
+            aead_encrypt = cipher._aead.encrypt
+            header = aead_encrypt(_pack_nonce(nonce), frame[:FRAME_HEADER_SIZE], None)
+            if not length:
+                cipher._nonce = nonce + 1
+                return header
+            cipher._nonce = nonce + 2
+            return header + aead_encrypt(_pack_nonce(nonce + 1), frame[FRAME_HEADER_SIZE:], None)
+        encrypt = cipher.encrypt_with_ad
         with memoryview(frame) as view:
             parts = [encrypt(None, view[:FRAME_HEADER_SIZE])]
             for start in range(FRAME_HEADER_SIZE, size, MAX_CHUNK_PLAINTEXT):
@@ -130,7 +145,29 @@ class FrameDecryptor:
             if size < ENCRYPTED_HEADER_SIZE:
                 buf += data
                 return []
-            decrypt = self._cipher.decrypt_with_ad
+            cipher = self._cipher
+            nonce = cipher._nonce
+            if size == ENCRYPTED_HEADER_SIZE + 24 + MAC_SIZE and nonce + 2 <= MAX_NONCE:
+                # The hottest read of all, one share-sized frame: the AEAD is driven directly,
+                # keeping CipherState's rules (the nonce moves only past what authenticated).
+                aead_decrypt = cipher._aead.decrypt
+                try:
+                    plain_header = aead_decrypt(_pack_nonce(nonce), data[:ENCRYPTED_HEADER_SIZE], None)
+                except InvalidTag:
+                    plain_header = None
+                if plain_header is not None:
+                    ext, msg_type, low, high = _HEADER.unpack(plain_header)
+                    if low == 24 and not high and 24 <= self.max_payload:
+                        try:
+                            payload = aead_decrypt(_pack_nonce(nonce + 1), data[ENCRYPTED_HEADER_SIZE:], None)
+                        except InvalidTag:
+                            cipher._nonce = nonce + 1
+                            raise ProtocolError(_PAYLOAD_FORGED) from None
+                        cipher._nonce = nonce + 2
+                        # tuple.__new__ skips NamedTuple's Python-level __new__ on this path.
+                        return [_new_frame(Frame, (ext & 0x7FFF, msg_type, ext >= CHANNEL_MSG_BIT, payload))]
+                # Anything unusual goes the general way, which reports it precisely.
+            decrypt = cipher.decrypt_with_ad
             ext, msg_type, low, high = _HEADER.unpack(decrypt(None, data[:ENCRYPTED_HEADER_SIZE]))
             length = low | (high << 16)
             if length > self.max_payload:
@@ -141,7 +178,6 @@ class FrameDecryptor:
                 if size == ENCRYPTED_HEADER_SIZE + length + MAC_SIZE:
                     # No state to record: if the payload fails, the stream is failed for good.
                     payload = decrypt(None, data[ENCRYPTED_HEADER_SIZE:])
-                    # tuple.__new__ skips NamedTuple's Python-level __new__ on the hottest path.
                     return [_new_frame(Frame, (ext & 0x7FFF, msg_type, ext >= CHANNEL_MSG_BIT, payload))]
             self._pending = (ext, msg_type)
             self._ciphertext_length = encrypted_payload_length(length)

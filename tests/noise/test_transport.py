@@ -177,3 +177,65 @@ def test_encrypted_payload_length() -> None:
     assert encrypted_payload_length(65_519) == 65_535
     assert encrypted_payload_length(65_520) == 65_552
     assert encrypted_payload_length(0xFFFFFF) == 0xFFFFFF + 16 * 257
+
+
+# -- the share-sized fast paths (24-byte payloads) -----------------------------------------
+
+
+def _share_pair():
+    from sv2proxy.codec import SubmitSharesStandard
+    from sv2proxy.noise.cipher import CipherState
+    from sv2proxy.noise.transport import NoiseSession
+
+    key_a, key_b = bytes(range(32)), bytes(range(1, 33))
+    sender = NoiseSession(CipherState(key_a), CipherState(key_b), handshake_hash=b"")
+    receiver = NoiseSession(CipherState(key_b), CipherState(key_a), handshake_hash=b"")
+    return sender, receiver, SubmitSharesStandard(1, 2, 3, 4, 5, 6).to_frame()
+
+
+def test_share_sized_frames_round_trip_and_advance_two_nonces():
+    sender, receiver, frame = _share_pair()
+    for _ in range(3):
+        (got,) = receiver.feed(sender.encrypt_frame(frame))
+        assert got.payload == frame[6:] and got.channel_msg
+    assert sender.encryptor.nonce == receiver.decryptor.nonce == 6
+
+
+def test_a_forged_share_payload_fails_after_the_header_nonce():
+    import pytest
+
+    from sv2proxy.errors import ProtocolError
+
+    sender, receiver, frame = _share_pair()
+    wire = bytearray(sender.encrypt_frame(frame))
+    wire[-1] ^= 1
+    with pytest.raises(ProtocolError, match="failed authentication"):
+        receiver.feed(bytes(wire))
+    assert receiver.decryptor.nonce == 1  # the header authenticated, the payload did not
+    with pytest.raises(ProtocolError, match="already failed"):
+        receiver.feed(sender.encrypt_frame(frame))
+
+
+def test_a_forged_share_header_does_not_advance_the_nonce():
+    import pytest
+
+    from sv2proxy.errors import ProtocolError
+
+    sender, receiver, frame = _share_pair()
+    wire = bytearray(sender.encrypt_frame(frame))
+    wire[0] ^= 1
+    with pytest.raises(ProtocolError, match="failed authentication"):
+        receiver.feed(bytes(wire))
+    assert receiver.decryptor.nonce == 0
+
+
+def test_the_last_nonces_are_refused_on_the_fast_paths():
+    import pytest
+
+    from sv2proxy.errors import ProtocolError
+    from sv2proxy.noise.cipher import MAX_NONCE
+
+    sender, receiver, frame = _share_pair()
+    sender.encryptor._cipher._nonce = MAX_NONCE - 1
+    with pytest.raises(ProtocolError, match="exhausted"):
+        sender.encrypt_frame(frame)
