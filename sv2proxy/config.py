@@ -467,6 +467,70 @@ class MiningConfig:
     )
 
 
+CHAINS = ("main", "test", "testnet4", "signet", "regtest")
+
+
+def parse_chain(value: object, ctx: _Context) -> str:
+    if value not in CHAINS:
+        raise ValueError(f"expected one of {', '.join(CHAINS)}, got {value!r}")
+    return str(value)
+
+
+def parse_url(value: object, ctx: _Context) -> str:
+    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+        raise ValueError(f"expected an http:// URL, got {value!r}")
+    return value
+
+
+def parse_text(value: object, ctx: _Context) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value
+
+
+def parse_payout(value: object, ctx: _Context) -> tuple[tuple[str, float], ...]:
+    """``{ADDRESS: PERCENT, ...}``, or one ADDRESS for all of it; the addresses are checked
+    against node.chain once the whole configuration is read."""
+    if isinstance(value, str) and value.strip():
+        return ((value.strip(), 100.0),)
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"expected an address or a mapping of address: percent, got {value!r}")
+    payout = []
+    for address, percent in value.items():
+        number = _number(percent, ctx)
+        if not isinstance(address, str) or number is None or number <= 0:
+            raise ValueError(f"expected ADDRESS: PERCENT with a positive percent, got {address!r}: {percent!r}")
+        payout.append((address, float(number)))
+    total = sum(percent for _, percent in payout)
+    if abs(total - 100) > 1e-9:
+        raise ValueError(f"expected percentages that add up to 100, got {total:g}")
+    return tuple(payout)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """The Bitcoin node pool mode takes its templates from and submits blocks to."""
+
+    rpc_url: str = setting("http://127.0.0.1:8332", parse_url, "the node's JSON-RPC URL")
+    chain: str = setting("main", parse_chain, "the node's chain: main, test, testnet4, signet or regtest")
+    datadir: Path = setting("~/.bitcoin", parse_path, "the node's datadir, where its RPC cookie is")
+    rpc_user: str | None = setting(None, optional(parse_text), "rpcuser; null: use the cookie")
+    rpc_password: str | None = setting(None, optional(parse_text), "rpcpassword", secret=True)
+    tip_poll_interval: float = setting(
+        1, parse_positive_number, "seconds between checks of the node's best block beside longpoll"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CoinbaseConfig:
+    """Who the coinbase pays in pool mode, and the tag it carries."""
+
+    payout: tuple[tuple[str, float], ...] | None = setting(
+        None, optional(parse_payout), "ADDRESS, or {ADDRESS: PERCENT}; null: pool mode serves no jobs"
+    )
+    pool_tag: str = setting("/sv2proxy/", parse_text, "text put in every coinbase scriptSig")
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one daemon."""
@@ -483,6 +547,8 @@ class Config:
     listen: ListenConfig = section(ListenConfig)
     noise: NoiseConfig = section(NoiseConfig)
     mining: MiningConfig = section(MiningConfig)
+    node: NodeConfig = section(NodeConfig)
+    coinbase: CoinbaseConfig = section(CoinbaseConfig)
 
     @property
     def authority_key_path(self) -> Path:
@@ -720,7 +786,24 @@ def load_config(file: str | None, overrides: Mapping[str, object] = _NO_OVERRIDE
         values[key] = _Value(raw, option_name(key), ctx)
     config = _build(Config, "", values)
     _check_mining(config.mining, values)
+    _check_payout(config, values)
     return _check_mode(config, values)
+
+
+def _check_payout(config: Config, values: Mapping[str, _Value]) -> None:
+    """Payout addresses must be valid for the node's chain; the pool tag must fit the coinbase."""
+    from sv2proxy.bitcoin.address import Network, script_for_address
+
+    where = values["coinbase.payout"].where if "coinbase.payout" in values else "coinbase.payout"
+    network = Network.from_name(config.node.chain)
+    for address, _ in config.coinbase.payout or ():
+        try:
+            script_for_address(address, network)
+        except ValueError as e:
+            raise ConfigError(f"{where}: {address!r} is not a {config.node.chain} address: {e}") from None
+    if len(config.coinbase.pool_tag.encode()) > 40:
+        tag_where = values["coinbase.pool_tag"].where if "coinbase.pool_tag" in values else "coinbase.pool_tag"
+        raise ConfigError(f"{tag_where}: expected at most 40 bytes, got {len(config.coinbase.pool_tag.encode())}")
 
 
 def _check_mining(mining: MiningConfig, values: Mapping[str, _Value]) -> None:

@@ -91,10 +91,10 @@ class Daemon(MultiService):
                 " nothing listens there",
                 address=self.config.listen.sv1.text,
             )
-        if self.config.pool_url is None:
+        if self.config.pool_url is None and self.config.coinbase.payout is None:
             log.warn(
-                "mode = pool: this version has no block template source yet (a Bitcoin node or a"
-                " Template Provider); miners can connect and open channels but get no jobs"
+                "coinbase.payout is not set: pool mode has no address to pay, so it asks the node"
+                " for no templates; miners can connect and open channels but get no jobs"
             )
         if self.config.pool_url is not None:
             log.warn(

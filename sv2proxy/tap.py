@@ -15,12 +15,18 @@ from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.python import usage
 
 from sv2proxy.authority import load_or_create
-from sv2proxy.config import Config, help_text, load_config, option_name
+from sv2proxy.bitcoin.address import Network, script_for_address
+from sv2proxy.config import Config, Mode, help_text, load_config, option_name
 from sv2proxy.daemon import Daemon
 from sv2proxy.errors import ConfigError
+from sv2proxy.events import EventBus
 from sv2proxy.noise.keys import AuthorityKey
 from sv2proxy.server.listener import sv2_miner_service
 from sv2proxy.server.mining import MiningService, pool_settings
+from sv2proxy.template.found_blocks import FoundBlockJournal
+from sv2proxy.template.job_factory import JobFactory
+from sv2proxy.template.node_source import NodeJobSource
+from sv2proxy.template.rpc import BitcoinCoreRPC, RPCAuth, default_cookie_file
 
 #: The settings the command line can override; each becomes ``--dotted-key-with-dashes``.
 COMMAND_LINE_KEYS = ("mode", "data_dir", "pool_url", "listen.sv2", "listen.sv1")
@@ -80,6 +86,25 @@ def _authority_key(config: Config) -> tuple[AuthorityKey, bool]:
     return load_or_create(path)
 
 
+def node_job_source(config: Config, mining: MiningService, reactor: IReactorCore, events: EventBus) -> NodeJobSource:
+    """Pool mode's job source: templates from the node, found blocks back to it."""
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent
+
+    network = Network.from_name(config.node.chain)
+    payout = [(script_for_address(address, network), percent) for address, percent in config.coinbase.payout or ()]
+    node = config.node
+    if node.rpc_user is not None and node.rpc_password is not None:
+        auth = RPCAuth(node.rpc_user, node.rpc_password)
+    else:
+        auth = RPCAuth(cookie_file=default_cookie_file(node.chain, node.datadir))
+    clock = cast(IReactorTime, reactor)
+    rpc = BitcoinCoreRPC(node.rpc_url, auth, HTTPClient(Agent(reactor)), clock)
+    factory = JobFactory(payout, config.coinbase.pool_tag.encode(), config.mining.extranonce_size)
+    journal = FoundBlockJournal(config.data_dir / "blocks")
+    return NodeJobSource(rpc, factory, mining, journal, clock, events, node.tip_poll_interval)
+
+
 def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon:
     """The daemon's service tree for parsed ``options``; ``reactor`` defaults to the global one."""
     if options.loaded is None:
@@ -96,6 +121,9 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
         keepalive_interval=options.loaded.mining.keepalive_interval,
     )
     daemon.add(mining, "mining")
+    config = options.loaded
+    if config.mode is Mode.POOL and config.coinbase.payout is not None:
+        daemon.add(node_job_source(config, mining, reactor, daemon.events), "node")
     if options.loaded.listen.sv2 is not None:
         assert options.authority is not None
         daemon.add(sv2_miner_service(options.loaded, options.authority, reactor, mining), "sv2-miners")

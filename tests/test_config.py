@@ -116,6 +116,14 @@ def test_describe(_home: Path) -> None:
         "mining.max_channels_per_connection = 256",
         "mining.keepalive_interval = 30",
         "mining.max_messages_per_second = 200",
+        "node.rpc_url = http://127.0.0.1:8332",
+        "node.chain = main",
+        f"node.datadir = {_home}/.bitcoin",
+        "node.rpc_user = null",
+        "node.rpc_password = ********",
+        "node.tip_poll_interval = 1",
+        "coinbase.payout = null",
+        "coinbase.pool_tag = /sv2proxy/",
     ]
 
 
@@ -140,6 +148,14 @@ def test_keys_help_and_option_names() -> None:
         "mining.max_channels_per_connection",
         "mining.keepalive_interval",
         "mining.max_messages_per_second",
+        "node.rpc_url",
+        "node.chain",
+        "node.datadir",
+        "node.rpc_user",
+        "node.rpc_password",
+        "node.tip_poll_interval",
+        "coinbase.payout",
+        "coinbase.pool_tag",
     ]
     assert all(help_text(key) for key in keys())
     assert option_name("listen.sv2") == "--listen-sv2"
@@ -337,7 +353,8 @@ FILE_ERRORS = [
     (
         "conf/x.yaml",
         "colour: blue\n",
-        "conf/x.yaml: colour: unknown key (expected one of: mode, data_dir, pool_url, listen, noise, mining)",
+        "conf/x.yaml: colour: unknown key"
+        " (expected one of: mode, data_dir, pool_url, listen, noise, mining, node, coinbase)",
     ),
     (
         "conf/x.yaml",
@@ -650,3 +667,40 @@ def test_mining_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(str(file))
     assert str(caught.value) == f"{file}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "coinbase:\n  payout: bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080\n",
+            "coinbase.payout: 'bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080' is not a main address:"
+            " address is for regtest, not mainnet",
+        ),
+        (
+            "coinbase:\n  payout:\n    1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa: 60\n"
+            "    bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4: 30\n",
+            "coinbase.payout: expected percentages that add up to 100, got 90",
+        ),
+        (
+            "node:\n  chain: mainnet\n",
+            "node.chain: expected one of main, test, testnet4, signet, regtest, got 'mainnet'",
+        ),
+        ("node:\n  rpc_url: localhost:8332\n", "node.rpc_url: expected an http:// URL, got 'localhost:8332'"),
+        ("coinbase:\n  pool_tag: " + "x" * 41 + "\n", "coinbase.pool_tag: expected at most 40 bytes, got 41"),
+    ],
+)
+def test_node_and_coinbase_errors(tmp_path: Path, text: str, message: str) -> None:
+    file = tmp_path / "x.yaml"
+    file.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(file))
+    assert str(caught.value) == f"{file}: {message}"
+
+
+def test_a_regtest_payout_split() -> None:
+    config = load_config(
+        None,
+        {"node.chain": "regtest", "coinbase.payout": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"},
+    )
+    assert config.coinbase.payout == (("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", 100.0),)

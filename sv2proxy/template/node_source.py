@@ -1,0 +1,235 @@
+"""Pool mode's job source and block sink: a Bitcoin Core node over JSON-RPC.
+
+Templates come from ``getblocktemplate`` with longpoll, so a new block or a mempool change
+reaches miners at once; a fast ``getbestblockhash`` poll beside it catches a new tip even when
+longpoll is slow or unsupported.  A new tip becomes future work plus its SetNewPrevHash; a new
+template on the same tip becomes work that applies at once.  A node that fails (unreachable,
+HTTP 500, timeouts, warming up, syncing) is logged and retried with backoff while miners keep
+the last good work; it never stops the daemon.
+
+Found blocks are rebuilt from the template they were mined on, made durable on disk, then
+submitted and retried until the node answers; pending ones are submitted again after a
+restart.  Every answer (``duplicate``, ``inconclusive``, ``high-hash``, ...) is logged.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from sv2proxy.bitcoin.hashing import display_hex
+from sv2proxy.errors import MiningJobError
+from sv2proxy.events import BlockTemplateUpdated, EventBus
+from sv2proxy.server.mining import FoundBlock, MiningService
+from sv2proxy.template.block_template import BlockTemplate
+from sv2proxy.template.found_blocks import FoundBlockJournal
+from sv2proxy.template.job_factory import BlockAssembler, JobFactory
+from sv2proxy.template.rpc import BitcoinCoreRPC, NodeError
+
+log = Logger()
+
+LONGPOLL_TIMEOUT = 120.0
+MAX_RETRY_DELAY = 30.0
+#: Templates kept for rebuilding blocks: shares may arrive for jobs a little older than the newest.
+MAX_ASSEMBLERS = 32
+
+
+class NodeJobSource(Service):
+    """Work from a node's templates; found blocks back to the node."""
+
+    name = "node"
+
+    def __init__(
+        self,
+        rpc: BitcoinCoreRPC,
+        factory: JobFactory,
+        mining: MiningService,
+        journal: FoundBlockJournal,
+        clock: IReactorTime,
+        events: EventBus,
+        tip_poll_interval: float = 1.0,
+    ) -> None:
+        self.rpc = rpc
+        self.factory = factory
+        self.mining = mining
+        self.journal = journal
+        self.clock = clock
+        self.events = events
+        self.tip_poll_interval = tip_poll_interval
+        self.template: BlockTemplate | None = None
+        self._source_ids = itertools.count(1)
+        self._assemblers: OrderedDict[int, BlockAssembler] = OrderedDict()
+        self._fetching: Deferred[Any] | None = None
+        self._loop: Deferred[None] | None = None
+        self._tip_poll = LoopingCall(self._poll_tip)
+        self._tip_poll.clock = clock
+        self._failures = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def startService(self) -> None:  # noqa: N802
+        super().startService()
+        self.mining.block_sink = self
+        self.journal.prepare()
+        for block_hash, block_hex in self.journal.pending():
+            log.warn("resubmitting block {hash} found before the restart", hash=block_hash)
+            self._submit_until_answered(block_hash, block_hex)
+        self._loop = ensureDeferred(self._template_loop())
+        self._loop.addErrback(self._loop_ended)
+        self._tip_poll.start(self.tip_poll_interval, now=False).addErrback(
+            lambda failure: log.failure("the tip poll stopped", failure)
+        )
+
+    @staticmethod
+    def _loop_ended(failure: Failure) -> None:
+        if not failure.check(CancelledError):  # a stop cancels the loop: that is no failure
+            log.failure("the template loop stopped", failure)
+
+    def stopService(self) -> None:  # noqa: N802
+        super().stopService()
+        if self._tip_poll.running:
+            self._tip_poll.stop()
+        if self._fetching is not None:
+            self._fetching.cancel()
+        if self._loop is not None:
+            self._loop.cancel()
+
+    # -- templates -------------------------------------------------------------------------
+
+    async def _template_loop(self) -> None:
+        longpollid: str | None = None
+        while self.running:
+            try:
+                self._fetching = ensureDeferred(
+                    self.rpc.getblocktemplate(longpollid, timeout=LONGPOLL_TIMEOUT if longpollid else None)
+                )
+                result = await self._fetching
+            except CancelledError:
+                if not self.running:
+                    return
+                longpollid = None  # the tip poll saw a new block: fetch at once
+                continue
+            except NodeError as e:
+                longpollid = None
+                await self._back_off(f"getblocktemplate failed: {e}")
+                continue
+            finally:
+                self._fetching = None
+            try:
+                template = BlockTemplate.from_getblocktemplate(result)
+                self._install(template)
+            except (ValueError, MiningJobError) as e:
+                await self._back_off(f"unusable template from the node: {e}")
+                continue
+            if self._failures:
+                log.info("the node answers again after {count} failures", count=self._failures)
+                self._failures = 0
+            longpollid = result.get("longpollid")
+            if not isinstance(longpollid, str):
+                longpollid = None
+                await deferLater(self.clock, self.tip_poll_interval, lambda: None)
+
+    async def _back_off(self, why: str) -> None:
+        self._failures += 1
+        delay = min(MAX_RETRY_DELAY, 0.5 * 2 ** min(self._failures, 6))
+        log.warn("{why}; retrying in {delay:.1f} s (miners keep the last work)", why=why, delay=delay)
+        await deferLater(self.clock, delay, lambda: None)
+
+    def _install(self, template: BlockTemplate) -> None:
+        source_id = next(self._source_ids)
+        new_tip = self.template is None or template.prev_hash != self.template.prev_hash
+        work, assembler = self.factory.work_for(template, future=new_tip, source_id=source_id)
+        self._assemblers[source_id] = assembler
+        while len(self._assemblers) > MAX_ASSEMBLERS:
+            self._assemblers.popitem(last=False)
+        self.template = template
+        self.mining.new_work(work)
+        if new_tip:
+            self.mining.new_prev_hash(source_id, self.factory.prev_hash_for(template))
+            log.info(
+                "new block template height={height} prev={prev} txs={txs} value={value}",
+                height=template.height,
+                prev=display_hex(template.prev_hash),
+                txs=len(template.transactions or ()),
+                value=template.coinbase_value,
+            )
+        self.events.publish(BlockTemplateUpdated(template, template_id=source_id, clean=new_tip))
+
+    async def _check_tip(self) -> None:
+        try:
+            best = await self.rpc.getbestblockhash()
+        except NodeError:
+            return  # the template loop reports node trouble; no need to say it twice
+        if self.template is not None and best != display_hex(self.template.prev_hash):
+            fetching = self._fetching
+            if fetching is not None:
+                fetching.cancel()
+
+    def _poll_tip(self) -> Deferred[None]:
+        return ensureDeferred(self._check_tip())
+
+    # -- found blocks ----------------------------------------------------------------------
+
+    def block_found(self, block: FoundBlock) -> None:
+        """A miner found a block: rebuild it, make it durable, submit it until answered."""
+        assembler = self._assemblers.get(block.source_id)
+        if assembler is None:
+            log.critical(
+                "cannot rebuild block {hash}: its template {source} is no longer kept",
+                hash=display_hex(block.block_hash),
+                source=block.source_id,
+            )
+            return
+        assembled = assembler.assemble(block.extranonce, block.version, block.ntime, block.nonce)
+        block_hash = display_hex(assembled.hash)
+        if assembled.hash != block.block_hash:
+            log.critical(
+                "block {hash} rebuilt with a different hash {rebuilt}: not submitted",
+                hash=display_hex(block.block_hash),
+                rebuilt=block_hash,
+            )
+            return
+        block_hex = assembled.data.hex()
+        try:
+            self.journal.save(block_hash, block_hex)
+        except OSError as e:
+            log.critical("cannot write block {hash} to disk ({error}); submitting anyway", hash=block_hash, error=e)
+        self._submit_until_answered(block_hash, block_hex, block.worker)
+
+    def _submit_until_answered(self, block_hash: str, block_hex: str, worker: str | None = None) -> None:
+        ensureDeferred(self._submit(block_hash, block_hex, worker)).addErrback(
+            lambda failure: log.failure("submitting block {hash} failed", failure, hash=block_hash)
+        )
+
+    async def _submit(self, block_hash: str, block_hex: str, worker: str | None) -> None:
+        delay = 0.5
+        while True:
+            try:
+                result = await self.rpc.submitblock(block_hex)
+                break
+            except NodeError as e:
+                log.error(
+                    "submitblock {hash} failed: {error}; retrying in {delay:.1f} s",
+                    hash=block_hash,
+                    error=e,
+                    delay=delay,
+                )
+                await deferLater(self.clock, delay, lambda: None)
+                delay = min(MAX_RETRY_DELAY, delay * 2)
+        accepted = result in (None, "duplicate")
+        if accepted:
+            log.info("block {hash} accepted by the node ({result})", hash=block_hash, result=result or "ok")
+        elif result == "inconclusive":
+            log.warn("block {hash}: the node says inconclusive (valid, not on its best chain yet)", hash=block_hash)
+            accepted = True
+        else:
+            log.error("block {hash} REJECTED by the node: {reason}", hash=block_hash, reason=result)
+        self.journal.settle(block_hash, accepted, "" if accepted else str(result))
