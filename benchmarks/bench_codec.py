@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import partial
 
 from benchmarks import Row, rate
+from benchmarks.samples import SHARE_FIELDS
 from sv2proxy.codec.framing import FrameDecoder
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import NewExtendedMiningJob, SubmitSharesExtended, SubmitSharesStandard
@@ -26,14 +27,7 @@ SUBMIT_SHARES_STANDARD_DECODE_GOAL = 500_000.0
 CHUNK = 64 * 1024
 STREAM_BYTES = 1 << 20
 
-_SHARE_FIELDS = dict(
-    channel_id=7,
-    sequence_number=123_456,
-    job_id=42,
-    nonce=0x7C2BAC1D,
-    ntime=0x66E1D2C3,
-    version=0x20A00000,
-)
+_SHARE_FIELDS = SHARE_FIELDS
 
 SUBMIT_SHARES_STANDARD = SubmitSharesStandard(**_SHARE_FIELDS)
 SUBMIT_SHARES_EXTENDED = SubmitSharesExtended(**_SHARE_FIELDS, extranonce=bytes(range(8)))

@@ -29,7 +29,6 @@ from twisted.internet.task import Clock
 
 from benchmarks import Row, rate, rates
 from sv2proxy.codec.framing import FRAME_HEADER_SIZE, Frame, encode_frame
-from sv2proxy.codec.mining import SubmitSharesStandard
 from sv2proxy.link.noise import ServerCredentials
 from sv2proxy.noise.handshake import Initiator
 from sv2proxy.noise.keys import AuthorityKey
@@ -45,14 +44,7 @@ NOW = 1_750_000_000
 CHUNK = 64 * 1024
 BULK_PAYLOAD = 1 << 20
 
-SUBMIT_SHARES_STANDARD = SubmitSharesStandard(
-    channel_id=7,
-    sequence_number=123_456,
-    job_id=42,
-    nonce=0x7C2BAC1D,
-    ntime=0x66E1D2C3,
-    version=0x20A00000,
-)
+from benchmarks.samples import SUBMIT_SHARES_STANDARD  # noqa: E402
 
 _NONCE = struct.Struct("<4xQ")
 
