@@ -28,6 +28,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock
 
 from benchmarks import Row, rate, rates
+from benchmarks.samples import SUBMIT_SHARES_STANDARD
 from sv2proxy.codec.framing import FRAME_HEADER_SIZE, Frame, encode_frame
 from sv2proxy.link.noise import ServerCredentials
 from sv2proxy.noise.handshake import Initiator
@@ -44,7 +45,6 @@ NOW = 1_750_000_000
 CHUNK = 64 * 1024
 BULK_PAYLOAD = 1 << 20
 
-from benchmarks.samples import SUBMIT_SHARES_STANDARD  # noqa: E402
 
 _NONCE = struct.Struct("<4xQ")
 
