@@ -1,0 +1,104 @@
+"""StratumV2Pool: the seed API's pool (SEED-API.md), over the channel manager.
+
+For embedding sv2proxy's pool in another program: every method returns a Deferred and miners
+are named by an endpoint string.  The daemon itself drives the same
+:class:`~sv2proxy.pool.manager.ChannelManager` through its miner protocols.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+
+from sv2proxy.bitcoin.target import difficulty_to_target, target_to_u256
+from sv2proxy.codec.message import Message
+from sv2proxy.codec.mining import (
+    OpenStandardMiningChannel,
+    OpenStandardMiningChannelSuccess,
+    SubmitSharesExtended,
+    SubmitSharesStandard,
+)
+from sv2proxy.errors import MiningJobError, PoolError, ProtocolError
+from sv2proxy.pool.manager import ChannelManager, PoolSettings
+
+if TYPE_CHECKING:
+    from sv2proxy.template.block_template import BlockTemplate
+    from sv2proxy.template.job_factory import BlockAssembler, JobFactory
+
+
+class StratumV2Pool:
+    """Miners, channels, jobs and share validation behind Deferreds."""
+
+    def __init__(
+        self,
+        node_api: Any,
+        reactor: Any = None,
+        *,
+        settings: PoolSettings | None = None,
+        job_factory: JobFactory | None = None,
+    ) -> None:
+        self.node_api = node_api
+        self._reactor = reactor
+        self.manager = ChannelManager(settings)
+        self.job_factory = job_factory
+        self.assemblers: dict[int, BlockAssembler] = {}
+        self._requests = itertools.count(1)
+        self._source_ids = itertools.count(1)
+        self._prev_hash: bytes | None = None
+
+    def _now(self) -> float:
+        return self._reactor.seconds() if self._reactor is not None else time.time()
+
+    def calculate_channel_target(self, min_difficulty: float) -> bytes:
+        """The 32-byte (U256, little-endian) target for a difficulty; 1 = Bitcoin's difficulty 1."""
+        return target_to_u256(difficulty_to_target(min_difficulty))
+
+    def add_miner(self, endpoint: str, min_difficulty: float) -> Deferred[int]:
+        """Open a standard channel for ``endpoint`` no easier than ``min_difficulty``; its id."""
+        request = OpenStandardMiningChannel(
+            next(self._requests), endpoint, 0.0, self.calculate_channel_target(min_difficulty)
+        )
+        (_, answer), *_ = self.manager.open_standard(endpoint, request, self._now())
+        if not isinstance(answer, OpenStandardMiningChannelSuccess):
+            return fail(PoolError(f"cannot open a channel for {endpoint}: {answer.error_code}"))  # type: ignore[attr-defined]
+        return succeed(answer.channel_id)
+
+    def set_template(
+        self, template: BlockTemplate, node_api: Any = None
+    ) -> Deferred[tuple[int, list[tuple[str, int]]]]:
+        """New work from ``template``: its job id and the (endpoint, channel id) it went to."""
+        if self.job_factory is None:
+            return fail(MiningJobError("no job factory: the pool has no payout to build a coinbase for"))
+        source_id = next(self._source_ids)
+        new_tip = template.prev_hash != self._prev_hash
+        work, assembler = self.job_factory.work_for(template, future=new_tip, source_id=source_id)
+        self.assemblers[source_id] = assembler
+        job_id, out = self.manager.new_work(work)
+        if new_tip:
+            self._prev_hash = template.prev_hash
+            out += self.manager.new_prev_hash(source_id, self.job_factory.prev_hash_for(template))
+        recipients = sorted({(str(owner), _channel_of(message)) for owner, message in out})
+        return succeed((job_id, recipients))
+
+    def validate_share(self, channel_id: int, job_id: int, share_data: bytes) -> Deferred[bool]:
+        """Judge an encoded SubmitSharesStandard/Extended payload for ``channel_id``/``job_id``."""
+        try:
+            share: SubmitSharesStandard | SubmitSharesExtended = (
+                SubmitSharesStandard.decode(share_data)
+                if len(share_data) == 24
+                else SubmitSharesExtended.decode(share_data)
+            )
+        except ProtocolError as e:
+            return fail(e)
+        if (share.channel_id, share.job_id) != (channel_id, job_id):
+            return fail(ProtocolError(f"the share is for channel {share.channel_id} job {share.job_id}"))
+        owner = self.manager.owner_of(channel_id)
+        _, result = self.manager.submit(owner, share, self._now())
+        return succeed(result is not None and result.accepted)
+
+
+def _channel_of(message: Message) -> int:
+    return int(message.channel_id)  # type: ignore[attr-defined]

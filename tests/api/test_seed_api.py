@@ -1,0 +1,116 @@
+"""The public API of SEED-API.md, exercised the way its examples read."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from twisted.internet.defer import succeed
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from sv2proxy.bitcoin.target import DIFF1_TARGET, target_to_u256
+from sv2proxy.codec import (
+    OpenExtendedMiningChannel,
+    OpenExtendedMiningChannelSuccess,
+    SetupConnection,
+    SetupConnectionSuccess,
+    SubmitSharesError,
+    SubmitSharesStandard,
+)
+from sv2proxy.codec.registry import MessageDecoder
+from sv2proxy.config import load_config
+from sv2proxy.errors import MiningJobError, ProtocolError
+from sv2proxy.events import BlockTemplateUpdated, StratumV2MessageReceived
+from sv2proxy.pool import StratumV2Pool
+from sv2proxy.server import StratumV2Server
+from sv2proxy.template import BitcoinCoreNode, BlockTemplate, INodeAPI
+from sv2proxy.template.rpc import BitcoinCoreRPC, RPCAuth
+from template.fixtures import getblocktemplate_result
+
+
+@implementer(INodeAPI)
+class StaticNode:
+    """A node whose template never changes (the HTTP-backed one is tested in tests/template)."""
+
+    def __init__(self) -> None:
+        from sv2proxy.events import EventBus
+
+        self.events = EventBus()
+        self.template = BlockTemplate.from_getblocktemplate(getblocktemplate_result())
+
+    def get_chain_tip(self):
+        return succeed("00" * 32)
+
+    def get_block_template(self):
+        return succeed(self.template)
+
+    def get_mempool(self):
+        return succeed([])
+
+    def submit_block(self, block_hex):
+        return succeed(None)
+
+    def publish_event(self, event):
+        self.events.publish(event)
+
+
+def regtest_config():
+    return load_config(
+        None, {"node.chain": "regtest", "coinbase.payout": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"}
+    )
+
+
+def test_node_implementations_provide_the_interface():
+    verifyObject(INodeAPI, StaticNode())
+    verifyObject(INodeAPI, BitcoinCoreNode(BitcoinCoreRPC("http://127.0.0.1:1/", RPCAuth("a", "b"), None, None)))
+
+
+def test_calculate_channel_target():
+    pool = StratumV2Pool(StaticNode())
+    assert pool.calculate_channel_target(1) == target_to_u256(DIFF1_TARGET)
+    assert pool.calculate_channel_target(2) == target_to_u256(DIFF1_TARGET // 2)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_seed_example_add_miner_template_and_validate_share():
+    server = StratumV2Server(regtest_config(), StaticNode())
+    channel_id = await server.pool.add_miner("127.0.0.1:3333", 1)
+    template = await server.template_generator.generate_template()
+    job_id, recipients = await server.pool.set_template(template, server.node_api)
+    assert ("127.0.0.1:3333", channel_id) in recipients
+    for nonce in range(1000):  # regtest: about every other header is a block, and so a share
+        share = SubmitSharesStandard(channel_id, nonce, job_id, nonce, template.start_ntime, template.version)
+        if await server.pool.validate_share(channel_id, job_id, share.encode()):
+            break
+    else:
+        raise AssertionError("no share accepted")
+    assert await server.pool.validate_share(channel_id, job_id, share.encode()) is False  # a duplicate
+    with pytest.raises(ProtocolError):
+        await server.pool.validate_share(channel_id, job_id + 1, share.encode())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_pool_without_payout_cannot_make_jobs():
+    pool = StratumV2Pool(StaticNode())
+    with pytest.raises(MiningJobError, match="no payout"):
+        await pool.set_template(StaticNode().template)
+
+
+@pytest_twisted.ensureDeferred
+async def test_handle_message_answers_raw_frames_and_handle_event_takes_templates():
+    node = StaticNode()
+    server = StratumV2Server(regtest_config(), node)
+    peer = "10.0.0.7:4000"
+    with pytest.raises(ProtocolError, match="before SetupConnection"):
+        await server.handle_message(OpenExtendedMiningChannel(1, "w", 1.0, b"\xff" * 32, 4).to_frame(), peer)
+    reply = await server.handle_message(SetupConnection(0, 2, 2, 0, "h", 1, "v", "hw", "fw", "d").to_frame(), peer)
+    assert MessageDecoder().feed(reply) == [SetupConnectionSuccess(2, 0)]
+    reply = await server.handle_message(OpenExtendedMiningChannel(1, "w", 1.0, b"\xff" * 32, 4).to_frame(), peer)
+    (opened,) = MessageDecoder().feed(reply)
+    assert isinstance(opened, OpenExtendedMiningChannelSuccess)
+    await server.handle_event(BlockTemplateUpdated(node.template))
+    await server.handle_event(
+        StratumV2MessageReceived(SubmitSharesStandard(99, 1, 1, 0, 0, 0).to_frame(), peer)
+    )
+    reply = await server.handle_message(SubmitSharesStandard(99, 1, 1, 0, 0, 0).to_frame(), peer)
+    assert MessageDecoder().feed(reply) == [SubmitSharesError(99, 1, "invalid-channel-id")]
