@@ -32,7 +32,9 @@ class FoundBlockJournal:
         temporary = final.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, block_hex.encode("ascii"))
+            data = memoryview(block_hex.encode("ascii"))
+            while data:  # os.write may write less than asked (a disk filling up)
+                data = data[os.write(fd, data) :]
             os.fsync(fd)
         finally:
             os.close(fd)

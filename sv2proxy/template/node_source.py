@@ -32,7 +32,7 @@ from sv2proxy.server.mining import FoundBlock, MiningService
 from sv2proxy.template.block_template import BlockTemplate
 from sv2proxy.template.found_blocks import FoundBlockJournal
 from sv2proxy.template.job_factory import BlockAssembler, JobFactory
-from sv2proxy.template.rpc import BitcoinCoreRPC, NodeError
+from sv2proxy.template.rpc import BitcoinCoreRPC, NodeError, NodeTimeout
 
 log = Logger()
 
@@ -72,6 +72,7 @@ class NodeJobSource(Service):
         self._tip_poll = LoopingCall(self._poll_tip)
         self._tip_poll.clock = clock
         self._failures = 0
+        self._longpolling = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -107,6 +108,7 @@ class NodeJobSource(Service):
     async def _template_loop(self) -> None:
         longpollid: str | None = None
         while self.running:
+            self._longpolling = longpollid is not None
             try:
                 self._fetching = ensureDeferred(
                     self.rpc.getblocktemplate(longpollid, timeout=LONGPOLL_TIMEOUT if longpollid else None)
@@ -117,9 +119,22 @@ class NodeJobSource(Service):
                     return
                 longpollid = None  # the tip poll saw a new block: fetch at once
                 continue
+            except NodeTimeout as e:
+                if longpollid is not None:
+                    # Core holds a long poll until the tip or (after a while) the mempool
+                    # changes; on a quiet chain running out of time is normal: ask again.
+                    continue
+                await self._back_off(f"getblocktemplate failed: {e}")
+                continue
             except NodeError as e:
                 longpollid = None
                 await self._back_off(f"getblocktemplate failed: {e}")
+                continue
+            except Exception:
+                # Nothing may end this loop: miners would mine a stale tip for good.
+                log.failure("unexpected error fetching a template")
+                longpollid = None
+                await self._back_off("unexpected error fetching a template")
                 continue
             finally:
                 self._fetching = None
@@ -168,9 +183,13 @@ class NodeJobSource(Service):
             best = await self.rpc.getbestblockhash()
         except NodeError:
             return  # the template loop reports node trouble; no need to say it twice
+        except Exception:
+            log.failure("unexpected error polling the node's tip")
+            return
         if self.template is not None and best != display_hex(self.template.prev_hash):
             fetching = self._fetching
-            if fetching is not None:
+            # Only a long poll waits for a change; a plain fetch already brings the new tip.
+            if fetching is not None and self._longpolling:
                 fetching.cancel()
 
     def _poll_tip(self) -> Deferred[None]:
@@ -216,14 +235,22 @@ class NodeJobSource(Service):
                 result = await self.rpc.submitblock(block_hex)
                 break
             except NodeError as e:
-                log.error(
-                    "submitblock {hash} failed: {error}; retrying in {delay:.1f} s",
-                    hash=block_hash,
-                    error=e,
-                    delay=delay,
-                )
-                await deferLater(self.clock, delay, lambda: None)
-                delay = min(MAX_RETRY_DELAY, delay * 2)
+                if e.code is not None and not e.retryable:
+                    # The node judged the block (e.g. it cannot decode it): retrying changes nothing.
+                    log.error("block {hash} REJECTED by the node: {error}", hash=block_hash, error=e)
+                    self.journal.settle(block_hash, False, str(e))
+                    return
+                problem = str(e)
+            except Exception as e:
+                problem = f"{e.__class__.__name__}: {e}"
+            log.error(
+                "submitblock {hash} failed: {problem}; retrying in {delay:.1f} s",
+                hash=block_hash,
+                problem=problem,
+                delay=delay,
+            )
+            await deferLater(self.clock, delay, lambda: None)
+            delay = min(MAX_RETRY_DELAY, delay * 2)
         accepted = result in (None, "duplicate")
         if accepted:
             log.info("block {hash} accepted by the node ({result})", hash=block_hash, result=result or "ok")

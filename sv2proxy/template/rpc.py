@@ -20,8 +20,7 @@ from typing import Any
 
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.defer import TimeoutError as DeferredTimeoutError
-from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLookupError
+from twisted.internet.error import ConnectError, ConnectingCancelledError, ConnectionRefusedError, DNSLookupError
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.client import ResponseFailed
 
@@ -35,6 +34,15 @@ RPC_IN_WARMUP = -28
 RPC_CLIENT_IN_INITIAL_DOWNLOAD = -10
 
 
+def _cancelled(error: BaseException) -> bool:
+    """Was this request cancelled (treq wraps a cancel in ResponseFailed at some stages)?"""
+    if isinstance(error, CancelledError | ConnectingCancelledError):
+        return True
+    return isinstance(error, ResponseFailed) and any(
+        reason.check(CancelledError, ConnectingCancelledError) for reason in error.reasons
+    )
+
+
 class NodeError(ServerError):
     """The node could not answer; ``retryable`` says whether trying again later makes sense."""
 
@@ -42,6 +50,10 @@ class NodeError(ServerError):
         super().__init__(message)
         self.code = code
         self.retryable = retryable
+
+
+class NodeTimeout(NodeError):
+    """The node did not answer in time (for a long poll, that can simply mean nothing changed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,26 +134,45 @@ class BitcoinCoreRPC:
 
     async def _post(self, method: str, body: str, deadline: float) -> tuple[int, bytes]:
         user, password = self.auth.credentials()
-        request: Deferred[Any] = self._http.post(
-            self.url,
-            data=body.encode(),
-            headers={"Content-Type": ["application/json"]},
-            auth=(user, password),
-        )
-        request.addTimeout(deadline, self._clock)
+        # Our own deadline, so that a cancel from outside (the caller gave up on this call) and
+        # running out of time stay distinguishable: the first raises CancelledError, the second
+        # NodeTimeout.  It covers connecting, the request and reading the body.
+        timed_out = False
+        pending: Deferred[Any] | None = None
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            if pending is not None:
+                pending.cancel()
+
+        timer = self._clock.callLater(deadline, expire)
         try:
-            response = await request
-            payload: bytes = await response.content()
-        except (DeferredTimeoutError, CancelledError):
-            raise NodeError(f"{method}: no answer from the node at {self.url} within {deadline:g} s") from None
-        except (ConnectionRefusedError, ConnectError, DNSLookupError) as e:
-            raise NodeError(f"{method}: cannot reach the node at {self.url}: {e.__class__.__name__}") from None
-        except ResponseFailed as e:
-            if any(reason.check(CancelledError) for reason in e.reasons):
-                # Our deadline cancelled the request; treq reports it wrapped.
-                raise NodeError(f"{method}: no answer from the node at {self.url} within {deadline:g} s") from None
-            reason = e.reasons[0].getErrorMessage() if e.reasons else "unknown reason"
-            raise NodeError(f"{method}: the connection to the node broke: {reason}") from None
+            pending = self._http.post(
+                self.url,
+                data=body.encode(),
+                headers={"Content-Type": ["application/json"]},
+                auth=(user, password),
+            )
+            response = await pending
+            pending = response.content()
+            payload: bytes = await pending
+        except Exception as e:
+            if timed_out:
+                raise NodeTimeout(f"{method}: no answer from the node at {self.url} within {deadline:g} s") from None
+            if _cancelled(e):
+                raise CancelledError() from None
+            if isinstance(e, ConnectionRefusedError | ConnectError | DNSLookupError):
+                raise NodeError(f"{method}: cannot reach the node at {self.url}: {e.__class__.__name__}") from None
+            if isinstance(e, ResponseFailed):
+                reason = e.reasons[0].getErrorMessage() if e.reasons else "unknown reason"
+                raise NodeError(f"{method}: the connection to the node broke: {reason}") from None
+            # Whatever else the HTTP stack raises is still the node being unavailable, never a
+            # reason for the caller's loop to die.
+            raise NodeError(f"{method}: {e.__class__.__name__}: {e}") from None
+        finally:
+            if timer.active():
+                timer.cancel()
         return response.code, payload
 
     # -- the calls the daemon makes ---------------------------------------------------------

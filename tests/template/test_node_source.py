@@ -42,6 +42,9 @@ class Node(resource.Resource):
         self.failing = False
         self.submitted: list[str] = []
         self.answer: str | None = None
+        self.longpoll = False
+        self.held: list = []
+        self.rpc_error: dict | None = None
 
     def render_POST(self, request):  # noqa: N802
         expected = "Basic " + base64.b64encode(b"u:p").decode()
@@ -54,7 +57,13 @@ class Node(resource.Resource):
             return b"internal error"
         method, result = body["method"], None
         if method == "getblocktemplate":
-            result = dict(self.template, longpollid=None)
+            if self.longpoll and len(body["params"][0]) > 1:
+                self.held.append(request)  # a long poll: held until the test lets go
+                return server.NOT_DONE_YET
+            result = dict(self.template, longpollid="lp" if self.longpoll else None)
+        elif method == "submitblock" and self.rpc_error is not None:
+            request.setResponseCode(500)
+            return json.dumps({"result": None, "error": self.rpc_error, "id": body["id"]}).encode()
         elif method == "getbestblockhash":
             result = self.template["previousblockhash"]
         elif method == "submitblock":
@@ -167,3 +176,40 @@ async def test_a_failing_node_is_retried_and_miners_keep_their_work(setup):
         source.stopService()
         mining.stopService()
     await defer.succeed(None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_tip_cuts_a_long_poll_short(setup):
+    node, mining, journal, make = setup
+    node.longpoll = True
+    mining.startService()
+    source = make()
+    source.startService()
+    try:
+        await until(lambda: source.template is not None and node.held)
+        first = source.template.prev_hash
+        node.template = dict(node.template, previousblockhash="11" * 32, height=node.template["height"] + 1)
+        await until(lambda: source.template.prev_hash != first, seconds=2)
+        assert source._failures == 0  # a cancelled long poll is not a node failure
+    finally:
+        source.stopService()
+        mining.stopService()
+        for request in node.held:
+            if not request.finished and not request._disconnected:
+                request.finish()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_block_the_node_cannot_decode_is_rejected_not_retried_forever(setup):
+    node, mining, journal, make = setup
+    journal.save("ab" * 32, "00")
+    node.rpc_error = {"code": -22, "message": "Block decode failed"}
+    mining.startService()
+    source = make()
+    source.startService()
+    try:
+        await until(lambda: not journal.pending())
+        assert "Block decode failed" in (journal.rejected_dir / f"{'ab' * 32}.reason").read_text()
+    finally:
+        source.stopService()
+        mining.stopService()

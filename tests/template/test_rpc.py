@@ -135,3 +135,22 @@ def test_default_cookie_locations(tmp_path: Path):
     assert default_cookie_file("main", tmp_path) == tmp_path / ".cookie"
     assert default_cookie_file("regtest", tmp_path) == tmp_path / "regtest" / ".cookie"
     assert default_cookie_file("test", tmp_path) == tmp_path / "testnet3" / ".cookie"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_cancel_from_the_caller_is_a_cancel_and_a_deadline_is_a_timeout(node):
+    from twisted.internet.defer import CancelledError, ensureDeferred
+
+    from sv2proxy.template.rpc import NodeTimeout
+
+    fake, url, http = node
+    fake.hang = True
+    rpc = BitcoinCoreRPC(url, RPCAuth("__cookie__", "first"), http, reactor, timeout=5)
+    call = ensureDeferred(rpc.getbestblockhash())
+    reactor.callLater(0.05, call.cancel)
+    with pytest.raises(CancelledError):
+        await call
+    quick = BitcoinCoreRPC(url, RPCAuth("__cookie__", "first"), http, reactor, timeout=0.1)
+    with pytest.raises(NodeTimeout):
+        await quick.getbestblockhash()
+    await Deferred.fromCoroutine(_settle())
