@@ -81,6 +81,7 @@ class ChannelManager:
         self.channels: dict[int, Channel] = {}
         self._extranonce = ExtranonceAllocator(self.settings.layout)
         self._owners: dict[int, Owner] = {}
+        self._by_owner: dict[Owner, set[int]] = {}
         self._vardiff: dict[int, Vardiff] = {}
         self._accounting: dict[int, ShareAccounting] = {}
         self._next_channel_id = 1
@@ -111,7 +112,7 @@ class ChannelManager:
         now: float,
     ) -> list[Outgoing]:
         refuse = request.request_id
-        if sum(1 for o in self._owners.values() if o == owner) >= self.settings.max_channels_per_owner:
+        if len(self._by_owner.get(owner, ())) >= self.settings.max_channels_per_owner:
             return [(owner, OpenMiningChannelError(refuse, ERROR_CAPACITY_EXHAUSTED))]
         hash_rate = request.nominal_hash_rate
         if not (math.isfinite(hash_rate) and hash_rate >= 0):
@@ -154,6 +155,7 @@ class ChannelManager:
         )
         self.channels[channel_id] = channel
         self._owners[channel_id] = owner
+        self._by_owner.setdefault(owner, set()).add(channel_id)
         self._vardiff[channel_id] = vardiff
         self._accounting[channel_id] = ShareAccounting(
             channel_id, self.settings.share_batch_size, self.settings.share_batch_window, now
@@ -182,11 +184,17 @@ class ChannelManager:
         if channel is None:
             return
         self._extranonce.release(channel.extranonce_value)
-        del self._owners[channel_id], self._vardiff[channel_id], self._accounting[channel_id]
+        owner = self._owners.pop(channel_id)
+        owned = self._by_owner.get(owner)
+        if owned is not None:
+            owned.discard(channel_id)
+            if not owned:
+                del self._by_owner[owner]
+        del self._vardiff[channel_id], self._accounting[channel_id]
 
     def close_owner(self, owner: Owner) -> list[int]:
         """Close every channel of a connection that went away; their ids."""
-        gone = [cid for cid, o in self._owners.items() if o == owner]
+        gone = sorted(self._by_owner.get(owner, ()))
         for channel_id in gone:
             self.close(channel_id)
         return gone
@@ -199,6 +207,8 @@ class ChannelManager:
         max_target = u256_to_target(request.maximum_target)
         if max_target == 0:
             return [(owner, UpdateChannelError(request.channel_id, ERROR_MAX_TARGET_OUT_OF_RANGE))]
+        if not (math.isfinite(request.nominal_hash_rate) and request.nominal_hash_rate >= 0):
+            return [(owner, UpdateChannelError(request.channel_id, ERROR_INVALID_NOMINAL_HASHRATE))]
         vardiff = self._vardiff[channel.channel_id]
         try:
             vardiff.set_max_target(max_target)
@@ -292,9 +302,10 @@ class ChannelManager:
             return [(owner, SubmitSharesError(share.channel_id, share.sequence_number, result.error_code))], result
         job = result.job
         assert job is not None
-        self._vardiff[channel.channel_id].on_share(now)
+        difficulty = target_to_difficulty(job.target)
+        self._vardiff[channel.channel_id].on_share(now, difficulty)
         success = self._accounting[channel.channel_id].accept(
-            share.sequence_number, target_to_difficulty(job.target), now, is_block=result.is_block
+            share.sequence_number, difficulty, now, is_block=result.is_block
         )
         return ([(owner, success)] if success is not None else []), result
 
@@ -318,6 +329,11 @@ class ChannelManager:
                 if success is not None:
                     out.append((owner, success))
             vardiff = self._vardiff[channel_id]
+            if channel.jobs.active is None:
+                # No work to mine (the node is warming up or unreachable): silence says nothing
+                # about the miner's speed.
+                vardiff.pause(now)
+                continue
             if vardiff.evaluate(now) is not None:
                 channel.set_target(vardiff.target)
                 out.append((owner, SetTarget(channel_id, target_to_u256(vardiff.target))))

@@ -198,19 +198,28 @@ class Vardiff:
         """H/s the current estimate believes the miner produces (before any clamping)."""
         return self._wanted * HASHES_PER_DIFFICULTY * self._config.shares_per_minute / 60.0
 
-    def on_share(self, now: float) -> None:
-        """Count one accepted share."""
-        self.on_shares(1, now)
+    def on_share(self, now: float, difficulty: float | None = None) -> None:
+        """Count one accepted share, worth ``difficulty`` (default: the current one).
 
-    def on_shares(self, count: int, now: float) -> None:
-        """Count ``count`` accepted shares at the current difficulty."""
+        Pass the difficulty of the target the share was judged against: after a retarget the
+        miner keeps submitting at its job's old target until its next job, and counting those
+        shares at the new difficulty would overstate its hash rate and retarget again.
+        """
+        self.on_shares(1, now, difficulty)
+
+    def on_shares(self, count: int, now: float, difficulty: float | None = None) -> None:
+        """Count ``count`` accepted shares, each worth ``difficulty`` (default: the current one)."""
         if count < 0:
             raise ValueError(f"share count must not be negative, got {count}")
         if now < self._start:
             # The clock stepped back: the window's length is unknowable, so start it afresh here.
             self._open_window(now)
         self._shares += count
-        self._work += count * self._difficulty
+        self._work += count * (self._difficulty if difficulty is None else difficulty)
+
+    def pause(self, now: float) -> None:
+        """Nothing to mine right now: restart the window instead of reading silence as slowness."""
+        self._open_window(now)
 
     def evaluate(self, now: float) -> float | None:
         """A new difficulty if the window says one is due (see the module docstring), else None."""

@@ -206,3 +206,26 @@ def test_update_channel_with_an_impossible_maximum_target_is_an_error():
     assert manager.update_channel("B", UpdateChannel(channel_id, 1.0, hard), NOW) == [
         ("B", UpdateChannelError(channel_id, "max-target-out-of-range"))
     ]
+
+
+def test_vardiff_does_not_ease_a_channel_that_has_nothing_to_mine():
+    manager = ChannelManager(easy_settings())
+    out = manager.open_extended("B", OpenExtendedMiningChannel(2, "w", 1e14, ANY, 4), NOW)
+    channel_id = out[0][1].channel_id
+    before = manager.channels[channel_id].target
+    for second in range(1, 601):
+        assert [m for _, m in manager.tick(NOW + second) if isinstance(m, SetTarget)] == []
+    assert manager.channels[channel_id].target == before
+
+
+def test_a_refused_update_channel_changes_nothing():
+    manager = ChannelManager(easy_settings())
+    out = manager.open_extended("B", OpenExtendedMiningChannel(2, "w", 1.0, ANY, 4), NOW)
+    channel_id = out[0][1].channel_id
+    channel = manager.channels[channel_id]
+    before = (channel.target, channel.max_target, manager._vardiff[channel_id].target)
+    lower = target_to_u256(MAX_TARGET >> 40)
+    assert manager.update_channel("B", UpdateChannel(channel_id, float("nan"), lower), NOW) == [
+        ("B", UpdateChannelError(channel_id, "invalid-nominal-hashrate"))
+    ]
+    assert (channel.target, channel.max_target, manager._vardiff[channel_id].target) == before

@@ -388,3 +388,23 @@ def test_difficulty_always_within_bounds(
             assert (returned is not None) == (before > max_target)
             check(returned)
         check(vardiff.evaluate(now))
+
+
+def test_shares_count_at_the_difficulty_they_were_judged_by():
+    # After a retarget to 100, shares still arriving for the old job (difficulty 1) must not
+    # count as difficulty-100 work, or the estimate jumps and retargets again.
+    config = VardiffConfig(shares_per_minute=6.0, min_difficulty=0.0001)
+    at_old = Vardiff(config, 100.0, 0.0)
+    at_new = Vardiff(config, 100.0, 0.0)
+    for second in range(0, 60, 10):
+        at_old.on_share(float(second), difficulty=1.0)
+        at_new.on_share(float(second))
+    assert at_old.evaluate(61.0) < 100.0 < 1000.0
+    assert at_new.evaluate(61.0) is None or at_new.difficulty >= 100.0
+
+
+def test_pause_restarts_the_window():
+    config = VardiffConfig()
+    vardiff = Vardiff(config, 10.0, 0.0)
+    vardiff.pause(500.0)
+    assert vardiff.evaluate(510.0) is None  # still inside the quiet period of the new window
