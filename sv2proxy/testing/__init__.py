@@ -1,0 +1,23 @@
+"""Importable test peers, used by the tests, the benchmarks and the demo configuration.
+
+:class:`RegtestNode` (a regtest Bitcoin node on libbitcoinkernel, serving Bitcoin Core's
+JSON-RPC) needs the ``demo`` extra (py-bitcoinkernel); it is imported on first use so that the
+other peers here work without it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sv2proxy.testing.regtest import RegtestNode
+
+__all__ = ["RegtestNode"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RegtestNode":
+        from sv2proxy.testing.regtest import RegtestNode
+
+        return RegtestNode
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
