@@ -2,17 +2,19 @@
 
 :class:`RegtestNode` (a regtest Bitcoin node on libbitcoinkernel, serving Bitcoin Core's
 JSON-RPC) needs the ``demo`` extra (py-bitcoinkernel); it is imported on first use so that the
-other peers here work without it.
+other peers here work without it.  :class:`MiningDevice` is a CPU miner speaking Stratum V2.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sv2proxy.testing.device import DeviceStats, MiningDevice, MiningDeviceFactory
+
 if TYPE_CHECKING:
     from sv2proxy.testing.regtest import RegtestNode
 
-__all__ = ["RegtestNode"]
+__all__ = ["DeviceStats", "MiningDevice", "MiningDeviceFactory", "RegtestNode"]
 
 
 def __getattr__(name: str) -> Any:
