@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -43,6 +44,11 @@ from sv2proxy.server.setup import negotiate_mining_setup
 ERROR_JD_NOT_SUPPORTED = "jd-not-supported"
 # A miner's messages are small; anything near this is hostile or broken.
 MINER_MAX_PAYLOAD = 64 * 1024
+#: Seconds after the handshake for SetupConnection to arrive.
+SETUP_TIMEOUT = 10.0
+#: Seconds a miner may leave our writes unread (the transport paused us) before it is dropped:
+#: jobs keep coming, and buffering them without end would let one reader-less peer eat memory.
+STALLED_READER_TIMEOUT = 30.0
 
 log = Logger()
 
@@ -63,6 +69,38 @@ class MinerProtocol(FramedProtocol):
         self.phase = Phase.AWAITING_SETUP
         self.setup: SetupConnection | None = None
         self._bucket: TokenBucket | None = None
+        self._setup_deadline: IDelayedCall | None = None
+        self._stall_deadline: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:  # noqa: N802
+        clock = self.factory.mining.clock
+        self._setup_deadline = clock.callLater(SETUP_TIMEOUT, self._give_up, "no SetupConnection")
+        # As a streaming producer we learn when the peer stops reading what we write.
+        self.transport.registerProducer(self, True)
+
+    def pauseProducing(self) -> None:  # noqa: N802
+        if self._stall_deadline is None:
+            clock = self.factory.mining.clock
+            self._stall_deadline = clock.callLater(
+                STALLED_READER_TIMEOUT, self._give_up, "it stopped reading what we send"
+            )
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self._cancel(self._stall_deadline)
+        self._stall_deadline = None
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self.resumeProducing()
+
+    def _give_up(self, why: str) -> None:
+        self._setup_deadline = self._stall_deadline = None
+        log.warn("dropping miner {peer}: {why}", peer=peer_text(self.transport), why=why)
+        self.transport.abortConnection()
+
+    @staticmethod
+    def _cancel(call: IDelayedCall | None) -> None:
+        if call is not None and call.active():
+            call.cancel()
 
     def frameReceived(self, frame: Frame) -> None:  # noqa: N802
         now = self.factory.mining.clock.seconds()
@@ -76,6 +114,8 @@ class MinerProtocol(FramedProtocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
         self.phase = Phase.CLOSING
+        self._cancel(self._setup_deadline)
+        self._cancel(self._stall_deadline)
         self.factory.mining.connection_lost(self)
 
     def messageReceived(self, message: Message) -> None:  # noqa: N802
@@ -87,6 +127,7 @@ class MinerProtocol(FramedProtocol):
     def _setup_received(self, message: Message) -> None:
         if not isinstance(message, SetupConnection):
             raise ProtocolError(f"expected SetupConnection first, got {type(message).__name__}")
+        self._cancel(self._setup_deadline)
         answer = negotiate_mining_setup(message)
         self.sendMessage(answer)
         peer = peer_text(self.transport)

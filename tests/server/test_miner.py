@@ -51,8 +51,11 @@ def mining():
         layout=ExtranonceLayout(8, 2), vardiff=VardiffConfig(min_difficulty=1e-9), share_batch_size=2
     )
     service = MiningService(clock, EventBus(), settings)
+    service.test_connections = []
     service.startService()
     yield service
+    for protocol in service.test_connections:  # what a transport does when it closes
+        protocol.connectionLost()
     service.stopService()
     assert clock.getDelayedCalls() == []
 
@@ -61,6 +64,7 @@ def connect(mining):
     protocol = MinerFactory(mining).buildProtocol(None)
     transport = StringTransport()
     protocol.makeConnection(transport)
+    mining.test_connections.append(protocol)
     return protocol, transport
 
 
@@ -247,3 +251,28 @@ def test_a_block_goes_to_the_block_sink_with_all_it_needs_and_is_acknowledged_at
         "bob",
     )
     assert block.block_hash == result.hash
+
+
+def test_a_miner_that_never_sets_up_is_dropped_after_the_deadline(mining):
+    from sv2proxy.server.miner import SETUP_TIMEOUT
+
+    silent, silent_transport = connect(mining)
+    ready, ready_transport = set_up(mining)
+    mining.clock.advance(SETUP_TIMEOUT + 0.1)
+    assert silent_transport.disconnecting
+    assert not ready_transport.disconnecting
+
+
+def test_a_miner_that_stops_reading_is_dropped_and_one_that_resumes_is_kept(mining):
+    from sv2proxy.server.miner import STALLED_READER_TIMEOUT
+
+    stuck, stuck_transport = set_up(mining)
+    slow, slow_transport = set_up(mining)
+    assert stuck_transport.producer is stuck
+    stuck.pauseProducing()
+    slow.pauseProducing()
+    mining.clock.advance(STALLED_READER_TIMEOUT / 2)
+    slow.resumeProducing()
+    mining.clock.advance(STALLED_READER_TIMEOUT)
+    assert stuck_transport.disconnecting
+    assert not slow_transport.disconnecting
