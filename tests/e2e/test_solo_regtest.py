@@ -7,6 +7,7 @@ connects it, and its coinbase must pay the configured address the template's who
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest_twisted
@@ -32,15 +33,13 @@ async def rpc(node: RegtestNode, method: str, *params):
     return answer["result"]
 
 
-@pytest_twisted.ensureDeferred
-async def test_blocks_found_through_the_daemon_are_connected_by_bitcoin_core(tmp_path: Path):
-    node = RegtestNode(tmp_path / "node", reactor, rpcuser="test", rpcpassword="secret")
-    await node.start()
+def start_daemon(tmp_path: Path, rpc_url: str):
     config = tmp_path / "solo.yaml"
     config.write_text(
         f"data_dir: {tmp_path / 'data'}\n"
         "listen:\n  sv2: 127.0.0.1:0\n"
-        f"node:\n  rpc_url: {node.rpc_url}\n  chain: regtest\n  rpc_user: test\n  rpc_password: secret\n"
+        f"node:\n  rpc_url: {rpc_url}\n  chain: regtest\n  rpc_user: test\n  rpc_password: secret\n"
+        "  tip_poll_interval: 0.2\n"
         f"coinbase:\n  payout: {PAYOUT}\n  pool_tag: /e2e/\n"
         "mining:\n  min_difficulty: 0.000001\n  share_batch_size: 1\n"
     )
@@ -49,6 +48,28 @@ async def test_blocks_found_through_the_daemon_are_connected_by_bitcoin_core(tmp
     daemon = makeService(options, reactor)
     daemon.privilegedStartService()
     daemon.startService()
+    return options, daemon
+
+
+async def until(condition, seconds: float = 20.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError("condition not met in time")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_blocks_found_through_the_daemon_are_connected_by_bitcoin_core(tmp_path: Path):
+    node = RegtestNode(tmp_path / "node", reactor, rpcuser="test", rpcpassword="secret")
+    await node.start()
+    options, daemon = start_daemon(tmp_path, node.rpc_url)
     # Capped at ~160 hashes/s: on regtest about half of them are blocks (and so shares).
     miners = MiningDeviceFactory(reactor, "alice.rig1", pause=0.05, nonces_per_slice=8)
     try:
@@ -76,3 +97,76 @@ async def test_blocks_found_through_the_daemon_are_connected_by_bitcoin_core(tmp
             miners.device.transport.loseConnection()
         await daemon.stopService()
         await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_mempool_transactions_are_mined_with_their_fees(tmp_path: Path):
+    from sv2proxy.bitcoin.address import Network, script_for_address
+    from sv2proxy.bitcoin.serialize import Transaction, TxIn, TxOut
+
+    node = RegtestNode(tmp_path / "node", reactor, rpcuser="test", rpcpassword="secret")
+    await node.start()
+    hashes = await rpc(node, "generatetodescriptor", 101, "raw(51)")  # anyone-can-spend coinbases
+    first = await rpc(node, "getblock", hashes[0], 2)
+    funding = first["tx"][0]
+    fee = 12_345
+    spend = Transaction(
+        2,
+        (TxIn(bytes.fromhex(funding["txid"])[::-1], 0, b"", 0xFFFFFFFF),),
+        (TxOut(5_000_000_000 - fee, script_for_address(PAYOUT, Network.REGTEST)),),
+    )
+    txid = await rpc(node, "sendrawtransaction", spend.serialize(with_witness=False).hex())
+    options, daemon = start_daemon(tmp_path, node.rpc_url)
+    miners = MiningDeviceFactory(reactor, "bob", pause=0.05, nonces_per_slice=8)
+    try:
+        port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
+        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(miners, options.authority.public, reactor))
+        await until(lambda: node.height >= 102)
+        block = await rpc(node, "getblock", await rpc(node, "getblockhash", 102), 2)
+        assert [tx["txid"] for tx in block["tx"][1:]] == [txid]
+        coinbase_value = sum(out["value"] for out in block["tx"][0]["vout"])
+        assert round(coinbase_value * 100_000_000) == 5_000_000_000 + fee
+    finally:
+        if miners.device is not None and miners.device.transport is not None:
+            miners.device.transport.loseConnection()
+        await daemon.stopService()
+        await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_block_found_while_the_node_is_down_is_submitted_when_it_returns(tmp_path: Path):
+    port_number = free_port()
+    endpoint = f"tcp:{port_number}:interface=127.0.0.1"
+    node = RegtestNode(tmp_path / "node", reactor, rpc_endpoint=endpoint, rpcuser="test", rpcpassword="secret")
+    await node.start()
+    options, daemon = start_daemon(tmp_path, node.rpc_url)
+    miners = MiningDeviceFactory(reactor, "carol", pause=0.05, nonces_per_slice=8)
+    try:
+        await until(lambda: daemon.getServiceNamed("node").template is not None)
+        await node.stop()  # the node goes away before the miner even connects
+        port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
+        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(miners, options.authority.public, reactor))
+        await miners.when(lambda s: len(s.blocks) >= 1)
+        pending = tmp_path / "data" / "blocks" / "pending"
+        await until(lambda: any(pending.glob("*.hex")))  # durable while nobody can take it
+        found_offline = sorted(path.stem for path in pending.glob("*.hex"))
+        # Stop mining, so the only blocks the returning node can get are the ones found offline.
+        miners.device.transport.loseConnection()
+        height = node.height
+        restarted = RegtestNode(
+            tmp_path / "node", reactor, rpc_endpoint=endpoint, rpcuser="test", rpcpassword="secret"
+        )
+        await restarted.start()
+        await until(lambda: restarted.height > height, seconds=40)
+        accepted = tmp_path / "data" / "blocks" / "accepted"
+        await until(lambda: all((accepted / f"{name}.hex").exists() for name in found_offline))
+        # Several blocks may have been found at the same height while the node was away: all
+        # were answered, and the first submitted is now in the active chain (the kernel connected it).
+        confirmations = [(await rpc(restarted, "getblock", name, 1))["confirmations"] for name in found_offline]
+        assert max(confirmations) >= 1
+    finally:
+        if miners.device is not None and miners.device.transport is not None:
+            miners.device.transport.loseConnection()
+        await daemon.stopService()
+        if "restarted" in locals():
+            await restarted.stop()
