@@ -468,6 +468,16 @@ class MiningConfig:
 
 
 CHAINS = ("main", "test", "testnet4", "signet", "regtest")
+#: The demo's payout: a regtest address (BIP173's example key), so the defaults mine at once.
+DEMO_PAYOUT = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+
+
+def parse_bool(value: object, ctx: _Context) -> bool:
+    if isinstance(value, bool):
+        return value
+    if ctx.from_text and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
+        return value.lower() in ("true", "yes", "on")
+    raise ValueError(f"expected true or false, got {value!r}")
 
 
 def parse_chain(value: object, ctx: _Context) -> str:
@@ -511,8 +521,11 @@ def parse_payout(value: object, ctx: _Context) -> tuple[tuple[str, float], ...]:
 class NodeConfig:
     """The Bitcoin node pool mode takes its templates from and submits blocks to."""
 
-    rpc_url: str = setting("http://127.0.0.1:8332", parse_url, "the node's JSON-RPC URL")
-    chain: str = setting("main", parse_chain, "the node's chain: main, test, testnet4, signet or regtest")
+    embedded: bool = setting(
+        True, parse_bool, "run a demo regtest node inside the daemon (needs the demo extra); false in production"
+    )
+    rpc_url: str = setting("http://127.0.0.1:8332", parse_url, "the node's JSON-RPC URL (unused when embedded)")
+    chain: str = setting("regtest", parse_chain, "the node's chain: main, test, testnet4, signet or regtest")
     datadir: Path = setting("~/.bitcoin", parse_path, "the node's datadir, where its RPC cookie is")
     rpc_user: str | None = setting(None, optional(parse_text), "rpcuser; null: use the cookie")
     rpc_password: str | None = setting(None, optional(parse_text), "rpcpassword", secret=True)
@@ -526,7 +539,7 @@ class CoinbaseConfig:
     """Who the coinbase pays in pool mode, and the tag it carries."""
 
     payout: tuple[tuple[str, float], ...] | None = setting(
-        None, optional(parse_payout), "ADDRESS, or {ADDRESS: PERCENT}; null: pool mode serves no jobs"
+        DEMO_PAYOUT, optional(parse_payout), "ADDRESS, or {ADDRESS: PERCENT}; null: pool mode serves no jobs"
     )
     pool_tag: str = setting("/sv2proxy/", parse_text, "text put in every coinbase scriptSig")
 
@@ -794,6 +807,12 @@ def _check_payout(config: Config, values: Mapping[str, _Value]) -> None:
     """Payout addresses must be valid for the node's chain; the pool tag must fit the coinbase."""
     from sv2proxy.bitcoin.address import Network, script_for_address
 
+    if config.node.embedded and config.node.chain != "regtest":
+        where = values["node.embedded"].where if "node.embedded" in values else "node.embedded"
+        raise ConfigError(
+            f"{where}: the embedded node is a regtest demo, but node.chain is {config.node.chain!r};"
+            " set node.embedded: false to use your own node"
+        )
     where = values["coinbase.payout"].where if "coinbase.payout" in values else "coinbase.payout"
     network = Network.from_name(config.node.chain)
     for address, _ in config.coinbase.payout or ():

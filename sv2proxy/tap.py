@@ -9,8 +9,11 @@ configuration mistake exits 1 with exactly the one line of the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import cast
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore, IReactorTime
 from twisted.python import usage
 
@@ -68,12 +71,24 @@ class Options(usage.Options):
         overrides = {key: value for key, value in given if value is not None}
         try:
             self.loaded = load_config(self["config"], overrides)
+            if self.loaded.node.embedded and self.loaded.mode is Mode.POOL:
+                _check_demo_extra()
             if self.loaded.listen.sv2 is not None:
                 # The key is read (or made) here, before twistd daemonizes, so a key file
                 # problem is one line on the terminal rather than a traceback in a log.
                 self.authority, self.authority_created = _authority_key(self.loaded)
         except ConfigError as e:
             raise ConfigExit(str(e)) from None
+
+
+def _check_demo_extra() -> None:
+    try:
+        import pbk  # noqa: F401 -- py-bitcoinkernel, libbitcoinkernel for the embedded node
+    except ImportError:
+        raise ConfigError(
+            "node.embedded: the embedded demo node needs the demo extra (pip install -e '.[demo]');"
+            " or set node.embedded: false and node.rpc_url to your own node"
+        ) from None
 
 
 def _authority_key(config: Config) -> tuple[AuthorityKey, bool]:
@@ -86,10 +101,16 @@ def _authority_key(config: Config) -> tuple[AuthorityKey, bool]:
     return load_or_create(path)
 
 
-def node_job_source(config: Config, mining: MiningService, reactor: IReactorCore, events: EventBus) -> NodeJobSource:
+def node_job_source(
+    config: Config,
+    mining: MiningService,
+    reactor: IReactorCore,
+    events: EventBus,
+    ready: Callable[[], Deferred[tuple[str, Path]]] | None = None,
+) -> NodeJobSource:
     """Pool mode's job source: templates from the node, found blocks back to it."""
     from treq.client import HTTPClient
-    from twisted.web.client import Agent
+    from twisted.web.client import Agent, HTTPConnectionPool
 
     network = Network.from_name(config.node.chain)
     payout = [(script_for_address(address, network), percent) for address, percent in config.coinbase.payout or ()]
@@ -99,10 +120,12 @@ def node_job_source(config: Config, mining: MiningService, reactor: IReactorCore
     else:
         auth = RPCAuth(cookie_file=default_cookie_file(node.chain, node.datadir))
     clock = cast(IReactorTime, reactor)
-    rpc = BitcoinCoreRPC(node.rpc_url, auth, HTTPClient(Agent(reactor)), clock)
+    # Persistent connections: one TCP connection to the node, not one (and two log lines) per call.
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    rpc = BitcoinCoreRPC(node.rpc_url, auth, HTTPClient(Agent(reactor, pool=pool)), clock)
     factory = JobFactory(payout, config.coinbase.pool_tag.encode(), config.mining.extranonce_size)
     journal = FoundBlockJournal(config.data_dir / "blocks")
-    return NodeJobSource(rpc, factory, mining, journal, clock, events, node.tip_poll_interval)
+    return NodeJobSource(rpc, factory, mining, journal, clock, events, node.tip_poll_interval, ready)
 
 
 def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon:
@@ -123,7 +146,14 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
     daemon.add(mining, "mining")
     config = options.loaded
     if config.mode is Mode.POOL and config.coinbase.payout is not None:
-        daemon.add(node_job_source(config, mining, reactor, daemon.events), "node")
+        ready = None
+        if config.node.embedded:
+            from sv2proxy.testing.embedded import EmbeddedRegtestNode
+
+            regtest = EmbeddedRegtestNode(config.data_dir / "regtest-node", reactor)
+            daemon.add(regtest, "regtest-node")
+            ready = regtest.when_ready
+        daemon.add(node_job_source(config, mining, reactor, daemon.events, ready), "node")
     if options.loaded.listen.sv2 is not None:
         assert options.authority is not None
         daemon.add(sv2_miner_service(options.loaded, options.authority, reactor, mining), "sv2-miners")

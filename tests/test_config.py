@@ -116,13 +116,14 @@ def test_describe(_home: Path) -> None:
         "mining.max_channels_per_connection = 256",
         "mining.keepalive_interval = 30",
         "mining.max_messages_per_second = 200",
+        "node.embedded = True",
         "node.rpc_url = http://127.0.0.1:8332",
-        "node.chain = main",
+        "node.chain = regtest",
         f"node.datadir = {_home}/.bitcoin",
         "node.rpc_user = null",
         "node.rpc_password = ********",
         "node.tip_poll_interval = 1",
-        "coinbase.payout = null",
+        "coinbase.payout = (('bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080', 100.0),)",
         "coinbase.pool_tag = /sv2proxy/",
     ]
 
@@ -148,6 +149,7 @@ def test_keys_help_and_option_names() -> None:
         "mining.max_channels_per_connection",
         "mining.keepalive_interval",
         "mining.max_messages_per_second",
+        "node.embedded",
         "node.rpc_url",
         "node.chain",
         "node.datadir",
@@ -171,6 +173,12 @@ def test_solo_example() -> None:
     assert config.mode is Mode.POOL
     assert config.listen.sv2 is not None and config.listen.sv2.text == "0.0.0.0:3333"
     assert config.listen.sv1 is None  # Stratum V1 is not served yet
+    assert (config.node.embedded, config.node.chain) == (False, "main")
+
+
+def test_demo_example() -> None:
+    config = load_config(str(CONF / "demo.yaml"))
+    assert (config.node.embedded, config.node.chain, config.mining.min_difficulty) == (True, "regtest", 0.00001)
 
 
 def test_proxy_example() -> None:
@@ -673,6 +681,7 @@ def test_mining_errors(tmp_path: Path, text: str, message: str) -> None:
     ("text", "message"),
     [
         (
+            "node:\n  embedded: false\n  chain: main\n"
             "coinbase:\n  payout: bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080\n",
             "coinbase.payout: 'bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080' is not a main address:"
             " address is for regtest, not mainnet",

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import Service
@@ -32,7 +34,7 @@ from sv2proxy.server.mining import FoundBlock, MiningService
 from sv2proxy.template.block_template import BlockTemplate
 from sv2proxy.template.found_blocks import FoundBlockJournal
 from sv2proxy.template.job_factory import BlockAssembler, JobFactory
-from sv2proxy.template.rpc import BitcoinCoreRPC, NodeError, NodeTimeout
+from sv2proxy.template.rpc import BitcoinCoreRPC, NodeError, NodeTimeout, RPCAuth
 
 log = Logger()
 
@@ -56,6 +58,7 @@ class NodeJobSource(Service):
         clock: IReactorTime,
         events: EventBus,
         tip_poll_interval: float = 1.0,
+        ready: Callable[[], Deferred[tuple[str, Path]]] | None = None,
     ) -> None:
         self.rpc = rpc
         self.factory = factory
@@ -64,6 +67,8 @@ class NodeJobSource(Service):
         self.clock = clock
         self.events = events
         self.tip_poll_interval = tip_poll_interval
+        # For a node started by the daemon itself (the demo): where its RPC is, once it runs.
+        self._ready = ready
         self.template: BlockTemplate | None = None
         self._source_ids = itertools.count(1)
         self._assemblers: OrderedDict[int, BlockAssembler] = OrderedDict()
@@ -106,6 +111,10 @@ class NodeJobSource(Service):
     # -- templates -------------------------------------------------------------------------
 
     async def _template_loop(self) -> None:
+        if self._ready is not None:
+            url, cookie = await self._ready()
+            self.rpc.url = url
+            self.rpc.auth = RPCAuth(cookie_file=cookie)
         longpollid: str | None = None
         while self.running:
             self._longpolling = longpollid is not None

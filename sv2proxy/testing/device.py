@@ -171,6 +171,11 @@ class MiningDevice(FramedProtocol):
                 self._submit(job, nonce, ntime, version, extranonce)
                 if value <= network:
                     self.stats.blocks.append(digest)
+                    # A block makes this job stale: wait for the next prev hash instead of
+                    # flooding the pool with rival blocks (on regtest every other hash is one).
+                    self._mining = False
+                    self.factory.changed(self)
+                    return
         self._nonce = start + step
         if self._nonce >= 1 << 32:
             self._nonce = 0

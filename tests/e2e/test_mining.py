@@ -106,6 +106,7 @@ async def mine_through_the_daemon(tmp_path: Path) -> None:
         f"data_dir: {tmp_path / 'data'}\n"
         "listen:\n  sv2: 127.0.0.1:0\n"
         "mining:\n  min_difficulty: 0.0000001\n  share_batch_size: 1\n"
+        "coinbase:\n  payout: null\n"  # no node: this test is the job source
     )
     options = Options()
     options.parseOptions(["--config", str(config)])

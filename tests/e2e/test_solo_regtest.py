@@ -38,7 +38,7 @@ def start_daemon(tmp_path: Path, rpc_url: str):
     config.write_text(
         f"data_dir: {tmp_path / 'data'}\n"
         "listen:\n  sv2: 127.0.0.1:0\n"
-        f"node:\n  rpc_url: {rpc_url}\n  chain: regtest\n  rpc_user: test\n  rpc_password: secret\n"
+        f"node:\n  embedded: false\n  rpc_url: {rpc_url}\n  chain: regtest\n  rpc_user: test\n  rpc_password: secret\n"
         "  tip_poll_interval: 0.2\n"
         f"coinbase:\n  payout: {PAYOUT}\n  pool_tag: /e2e/\n"
         "mining:\n  min_difficulty: 0.000001\n  share_batch_size: 1\n"

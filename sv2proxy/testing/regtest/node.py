@@ -191,6 +191,10 @@ class RegtestNode:
                 self._write_cookie()
             self._resource = JSONRPCResource(build_methods(self), self._credentials, self._reactor)
             site = server.Site(self._resource)
+            # One access-log line per RPC call would drown the daemon's own log (the tip poll
+            # alone asks every second).
+            site.log = lambda request: None  # type: ignore[method-assign]
+            site.noisy = False
             site.displayTracebacks = False
             site.noisy = False
             self._connections = _Connections(site)
