@@ -251,6 +251,29 @@ class ChannelManager:
             out.append((self._owners[channel_id], channel.job_message(job)))
         return job_id, out
 
+    def new_tip(self, work: Work, prev: PrevHash) -> tuple[int, list[Outgoing]]:
+        """Future ``work`` and the prev hash that activates it, channel by channel.
+
+        The same messages as :meth:`new_work` then :meth:`new_prev_hash`, but each channel gets
+        its job and its SetNewPrevHash together: the first miner starts on the new block after
+        one channel's worth of work, not after every channel's jobs went out.
+        """
+        if not work.future:
+            raise MiningJobError("a new tip needs future work")
+        job_id = self._next_job_id
+        self._next_job_id += 1
+        self._jobs_by_source = {work.source_id: (job_id, work)}
+        self._prev = prev
+        self._current = _Current(job_id, work, prev)
+        out: list[Outgoing] = []
+        for channel_id, channel in self.channels.items():
+            owner = self._owners[channel_id]
+            job = channel.add_job(job_id, work)
+            out.append((owner, channel.job_message(job)))
+            channel.activate(job_id, prev)
+            out.append((owner, channel.prev_hash_message(job)))
+        return job_id, out
+
     def refresh_work(self, now: float) -> tuple[int, list[Outgoing]] | None:
         """Re-issue the current work as a new job with a fresh ntime (a keepalive), if any.
 

@@ -9,12 +9,13 @@ sources (a node's templates, an upstream pool) give it work through :meth:`new_w
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
 
 from twisted.application.service import Service
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -39,6 +40,10 @@ log = Logger()
 
 #: How often Success batches and vardiff are looked at.
 TICK_INTERVAL = 0.5
+#: Messages written per reactor turn.  Twisted sends what was written only when the reactor
+#: runs again, so a fan-out to thousands of channels in one go would hold back even the first
+#: miner's new job until the last one's was built; in chunks, the first ones leave at once.
+DELIVERY_CHUNK = 256
 
 
 def pool_settings(mining: MiningConfig) -> PoolSettings:
@@ -100,6 +105,9 @@ class MiningService(Service):
         self.keepalive_interval = keepalive_interval
         self.block_sink: BlockSink | None = None
         self._last_work_at = 0.0
+        # Everything goes out through one FIFO, so a later message never overtakes an earlier one.
+        self._outbox: deque[Outgoing] = deque()
+        self._flush_call: IDelayedCall | None = None
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
 
@@ -113,8 +121,13 @@ class MiningService(Service):
     def stopService(self) -> None:  # noqa: N802
         if self._ticker.running:
             self._ticker.stop()
-        # Acknowledge what miners are owed before the connections go.
-        self._deliver(self._flush_all())
+        # Acknowledge what miners are owed before the connections go: everything queued leaves now.
+        self._outbox.extend(self._flush_all())
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        while self._outbox:
+            self._flush(schedule=False)
         super().stopService()
 
     # -- from connections ----------------------------------------------------------------
@@ -206,6 +219,21 @@ class MiningService(Service):
         )
         return job_id
 
+    def new_tip(self, work: Work, prev: PrevHash) -> int:
+        """A new chain tip: each channel gets its job and SetNewPrevHash together."""
+        job_id, out = self.manager.new_tip(work, prev)
+        self._last_work_at = self.clock.seconds()
+        self._deliver(out)
+        self.events.publish(
+            MiningJobCreated(
+                job_id=job_id,
+                channel_ids=tuple(self.manager.channels),
+                template_id=work.source_id,
+                future=True,
+            )
+        )
+        return job_id
+
     def new_prev_hash(self, source_id: int, prev: PrevHash) -> None:
         """A new chain tip activating the future work ``source_id``."""
         self._deliver(self.manager.new_prev_hash(source_id, prev))
@@ -226,11 +254,20 @@ class MiningService(Service):
     def _flush_all(self) -> list[Outgoing]:
         return self.manager.flush_all(self.clock.seconds())
 
-    @staticmethod
-    def _deliver(out: Iterable[Outgoing]) -> None:
-        for owner, message in out:
+    def _deliver(self, out: Iterable[Outgoing]) -> None:
+        self._outbox.extend(out)
+        if self._flush_call is None:
+            self._flush()
+
+    def _flush(self, schedule: bool = True) -> None:
+        self._flush_call = None
+        outbox = self._outbox
+        for _ in range(min(DELIVERY_CHUNK, len(outbox))):
+            owner, message = outbox.popleft()
             try:
                 owner.sendMessage(message)  # type: ignore[attr-defined]
             except Exception:
                 # One broken connection must not stop delivery to the others.
                 log.failure("cannot send {message} to {owner!r}", message=type(message).__name__, owner=owner)
+        if outbox and schedule:
+            self._flush_call = self.clock.callLater(0, self._flush)

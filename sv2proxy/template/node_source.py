@@ -175,9 +175,8 @@ class NodeJobSource(Service):
         while len(self._assemblers) > MAX_ASSEMBLERS:
             self._assemblers.popitem(last=False)
         self.template = template
-        self.mining.new_work(work)
         if new_tip:
-            self.mining.new_prev_hash(source_id, self.factory.prev_hash_for(template))
+            self.mining.new_tip(work, self.factory.prev_hash_for(template))
             log.info(
                 "new block template height={height} prev={prev} txs={txs} value={value}",
                 height=template.height,
@@ -185,6 +184,8 @@ class NodeJobSource(Service):
                 txs=len(template.transactions or ()),
                 value=template.coinbase_value,
             )
+        else:
+            self.mining.new_work(work)
         self.events.publish(BlockTemplateUpdated(template, template_id=source_id, clean=new_tip))
 
     async def _check_tip(self) -> None:

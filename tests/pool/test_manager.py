@@ -229,3 +229,22 @@ def test_a_refused_update_channel_changes_nothing():
         ("B", UpdateChannelError(channel_id, "invalid-nominal-hashrate"))
     ]
     assert (channel.target, channel.max_target, manager._vardiff[channel_id].target) == before
+
+
+def test_a_new_tip_reaches_each_channel_as_its_job_then_its_prev_hash():
+    manager = ChannelManager(easy_settings())
+    manager.open_standard("A", OpenStandardMiningChannel(1, "w", 1.0, ANY), NOW)
+    manager.open_extended("B", OpenExtendedMiningChannel(2, "w", 1.0, ANY, 4), NOW)
+    job_id, out = manager.new_tip(work(7), prev())
+    assert [(o, type(m)) for o, m in out] == [
+        ("A", NewMiningJob),
+        ("A", SetNewPrevHash),
+        ("B", NewExtendedMiningJob),
+        ("B", SetNewPrevHash),
+    ]
+    assert {m.job_id for _, m in out} == {job_id}
+    # A channel opened afterwards starts on the same work.
+    late = [type(m) for _, m in manager.open_extended("C", OpenExtendedMiningChannel(3, "w", 1.0, ANY, 4), NOW)]
+    assert late == [OpenExtendedMiningChannelSuccess, NewExtendedMiningJob, SetNewPrevHash]
+    with pytest.raises(MiningJobError):
+        manager.new_tip(work(8, future=False), prev(b"x"))

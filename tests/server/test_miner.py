@@ -276,3 +276,28 @@ def test_a_miner_that_stops_reading_is_dropped_and_one_that_resumes_is_kept(mini
     mining.clock.advance(STALLED_READER_TIMEOUT)
     assert stuck_transport.disconnecting
     assert not slow_transport.disconnecting
+
+
+def test_a_large_fan_out_leaves_in_chunks_and_in_order(mining):
+    from sv2proxy.server.mining import DELIVERY_CHUNK
+
+    class Sink:
+        def __init__(self):
+            self.got = []
+
+        def sendMessage(self, message):  # noqa: N802
+            self.got.append(message)
+
+    sinks = [Sink() for _ in range(DELIVERY_CHUNK + 10)]
+    for i, sink in enumerate(sinks):
+        mining.open_channel(sink, OpenExtendedMiningChannel(i, "w", 1.0, ANY, 4))
+    mining.clock.advance(0)
+    mining.new_work(WORK)
+    mining.new_prev_hash(1, PREV)
+    # The first chunk left at once, the rest after the reactor turned once more.
+    assert sum(len(s.got) for s in sinks) == len(sinks) + DELIVERY_CHUNK
+    mining.clock.advance(0)
+    mining.clock.advance(0)
+    mining.clock.advance(0)
+    for sink in sinks:
+        assert [type(m) for m in sink.got] == [OpenExtendedMiningChannelSuccess, NewExtendedMiningJob, SetNewPrevHash]
