@@ -332,6 +332,19 @@ class ChannelManager:
         )
         return ([(owner, success)] if success is not None else []), result
 
+    def set_difficulty(self, difficulty: float, now: float, channel_id: int | None = None) -> list[Outgoing]:
+        """Retarget one channel (or every channel) to ``difficulty``; the SetTargets to send."""
+        out: list[Outgoing] = []
+        for cid in (channel_id,) if channel_id is not None else tuple(self.channels):
+            channel = self.channels.get(cid)
+            if channel is None:
+                continue
+            vardiff = self._vardiff[cid]
+            if vardiff.set_difficulty(difficulty, now) is not None:
+                channel.set_target(vardiff.target)
+                out.append((self._owners[cid], SetTarget(cid, target_to_u256(vardiff.target))))
+        return out
+
     def flush_all(self, now: float) -> list[Outgoing]:
         """Every pending Success now, whatever the window (shutdown, connection close)."""
         out: list[Outgoing] = []

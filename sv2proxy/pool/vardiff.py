@@ -281,6 +281,18 @@ class Vardiff:
         self._open_window(now)
         return self._apply()
 
+    def set_difficulty(self, difficulty: float, now: float) -> float | None:
+        """Start from ``difficulty`` (within the bounds); vardiff steers on from there.
+
+        For a difficulty set from outside (a MiningDifficultyChanged event).  Returns the new
+        difficulty when the target changes, like the other setters; a new window opens.
+        """
+        if not (math.isfinite(difficulty) and difficulty > 0):
+            raise ValueError(f"difficulty must be a positive number, got {difficulty!r}")
+        self._wanted = max(difficulty, self._config.min_difficulty)
+        self._open_window(now)
+        return self._apply()
+
     def _open_window(self, now: float) -> None:
         self._start = now
         self._shares = 0

@@ -65,9 +65,11 @@ class StratumV2Server:
             return self.update_block_template(event.template, self.node_api)
         if isinstance(event, StratumV2MessageReceived):
             return self.handle_message(event.data, event.peer_addr).addCallback(lambda _: None)
-        if isinstance(event, MiningDifficultyChanged | BlockMined):
-            # Difficulty is per channel (vardiff) and a new tip arrives as a new template.
-            log.info("node event {event!r}", event=event)
+        if isinstance(event, MiningDifficultyChanged):
+            self.pool.manager.set_difficulty(event.difficulty, self.pool._now(), event.channel_id)
+        elif isinstance(event, BlockMined):
+            # A new tip reaches the pool as a new template; the block itself needs nothing here.
+            log.info("block mined: {hash}", hash=event.block_hash)
         return succeed(None)
 
     def handle_message(self, data: bytes, peer_addr: str) -> Deferred[bytes | None]:

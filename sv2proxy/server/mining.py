@@ -10,7 +10,7 @@ sources (a node's templates, an upstream pool) give it work through :meth:`new_w
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
 
@@ -30,7 +30,7 @@ from sv2proxy.codec.mining import (
     UpdateChannel,
 )
 from sv2proxy.config import MiningConfig
-from sv2proxy.events import BlockMined, EventBus, MiningJobCreated, ShareSubmitted
+from sv2proxy.events import BlockMined, EventBus, MiningDifficultyChanged, MiningJobCreated, ShareSubmitted
 from sv2proxy.pool.extranonce import ExtranonceLayout
 from sv2proxy.pool.jobs import PrevHash, Work
 from sv2proxy.pool.manager import ChannelManager, Outgoing, PoolSettings
@@ -105,6 +105,7 @@ class MiningService(Service):
         self.keepalive_interval = keepalive_interval
         self.block_sink: BlockSink | None = None
         self._last_work_at = 0.0
+        self._unsubscribe: Callable[[], None] = lambda: None
         # Everything goes out through one FIFO, so a later message never overtakes an earlier one.
         self._outbox: deque[Outgoing] = deque()
         self._flush_call: IDelayedCall | None = None
@@ -114,6 +115,7 @@ class MiningService(Service):
     def startService(self) -> None:  # noqa: N802
         super().startService()
         self._last_work_at = self.clock.seconds()
+        self._unsubscribe = self.events.subscribe(MiningDifficultyChanged, self._difficulty_changed)
         self._ticker.start(TICK_INTERVAL, now=False).addErrback(
             lambda failure: log.failure("the mining timer stopped", failure)
         )
@@ -121,6 +123,7 @@ class MiningService(Service):
     def stopService(self) -> None:  # noqa: N802
         if self._ticker.running:
             self._ticker.stop()
+        self._unsubscribe()
         # Acknowledge what miners are owed before the connections go: everything queued leaves now.
         self._outbox.extend(self._flush_all())
         if self._flush_call is not None and self._flush_call.active():
@@ -201,6 +204,10 @@ class MiningService(Service):
             except Exception:
                 log.failure("the block sink failed on block {hash}", hash=display_hex(block_hash))
         self.events.publish(BlockMined(display_hex(block_hash), worker=worker, channel_id=share.channel_id))
+
+    def _difficulty_changed(self, event: MiningDifficultyChanged) -> None:
+        """SEED-API.md's MiningDifficultyChanged: retarget the channel named, or all of them."""
+        self._deliver(self.manager.set_difficulty(event.difficulty, self.clock.seconds(), event.channel_id))
 
     # -- from job sources -----------------------------------------------------------------
 

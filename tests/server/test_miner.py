@@ -301,3 +301,18 @@ def test_a_large_fan_out_leaves_in_chunks_and_in_order(mining):
     mining.clock.advance(0)
     for sink in sinks:
         assert [type(m) for m in sink.got] == [OpenExtendedMiningChannelSuccess, NewExtendedMiningJob, SetNewPrevHash]
+
+
+def test_a_difficulty_changed_event_retargets_channels(mining):
+    from sv2proxy.bitcoin.target import difficulty_to_target
+    from sv2proxy.codec import SetTarget
+    from sv2proxy.events import MiningDifficultyChanged
+
+    protocol, transport = set_up(mining)
+    for request_id in (1, 2):
+        protocol.dataReceived(OpenExtendedMiningChannel(request_id, "w", 1.0, ANY, 4).to_frame())
+    first, second = (m.channel_id for m in sent(transport))
+    mining.events.publish(MiningDifficultyChanged(difficulty=0.5, channel_id=second))
+    assert sent(transport) == [SetTarget(second, target_to_u256(difficulty_to_target(0.5)))]
+    mining.events.publish(MiningDifficultyChanged(difficulty=2.0))
+    assert [m.channel_id for m in sent(transport)] == [first, second]
