@@ -170,3 +170,38 @@ async def test_a_block_found_while_the_node_is_down_is_submitted_when_it_returns
         await daemon.stopService()
         if "restarted" in locals():
             await restarted.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_corrupted_block_is_refused_by_the_node_and_reported(tmp_path: Path):
+    from sv2proxy.template.job_factory import AssembledBlock, BlockAssembler
+
+    node = RegtestNode(tmp_path / "node", reactor, rpcuser="test", rpcpassword="secret")
+    await node.start()
+    options, daemon = start_daemon(tmp_path, node.rpc_url)
+    source = daemon.getServiceNamed("node")
+    original = BlockAssembler.assemble
+
+    def corrupting(self, *args) -> AssembledBlock:
+        block = original(self, *args)
+        data = bytearray(block.data)
+        data[80 + 1 + 4 + 1 + 36 + 1 + 5] ^= 0xFF  # a byte of the coinbase scriptSig (pool tag)
+        return AssembledBlock(block.header, block.coinbase, bytes(data), block.hash)
+
+    BlockAssembler.assemble = corrupting
+    miners = MiningDeviceFactory(reactor, "mallory", pause=0.05, nonces_per_slice=8)
+    try:
+        port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
+        height = node.height
+        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(miners, options.authority.public, reactor))
+        rejected = tmp_path / "data" / "blocks" / "rejected"
+        await until(lambda: any(rejected.glob("*.reason")))
+        reason = next(rejected.glob("*.reason")).read_text()
+        assert "bad-txnmrklroot" in reason  # the coinbase no longer matches the header
+        assert node.height == height and source.template is not None
+    finally:
+        BlockAssembler.assemble = original
+        if miners.device is not None and miners.device.transport is not None:
+            miners.device.transport.loseConnection()
+        await daemon.stopService()
+        await node.stop()
