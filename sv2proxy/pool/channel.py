@@ -105,14 +105,14 @@ class Channel:
         seen[share_hash] = None
         return True
 
-    def job_message(self, job: ChannelJob) -> NewMiningJob | NewExtendedMiningJob:
-        """The message that gives ``job`` to this channel's miner."""
+    def job_message(self, job: ChannelJob, to: int | None = None) -> NewMiningJob | NewExtendedMiningJob:
+        """The message that gives ``job`` to this channel's miner (extended jobs: or to group ``to``)."""
         work = job.work
         min_ntime = None if work.future else _start_ntime(work, job.prev)
         if job.merkle_root is not None:
             return NewMiningJob(self.channel_id, job.job_id, min_ntime, work.version, job.merkle_root)
         return NewExtendedMiningJob(
-            self.channel_id,
+            self.channel_id if to is None else to,
             job.job_id,
             min_ntime,
             work.version,

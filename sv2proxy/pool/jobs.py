@@ -169,6 +169,10 @@ class JobStore:
             return NOT_ACTIVE
         return None
 
+    def has_future(self, job_id: int) -> bool:
+        """Whether ``job_id`` waits here for its SetNewPrevHash."""
+        return job_id in self._future
+
     def future_jobs(self) -> list[ChannelJob]:
         """Jobs still waiting for their prev hash (SetTarget applies to them too)."""
         return list(self._future.values())

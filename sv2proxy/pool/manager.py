@@ -33,6 +33,7 @@ from sv2proxy.codec.mining import (
     OpenMiningChannelError,
     OpenStandardMiningChannel,
     OpenStandardMiningChannelSuccess,
+    SetNewPrevHash,
     SetTarget,
     SubmitSharesError,
     SubmitSharesExtended,
@@ -82,6 +83,8 @@ class ChannelManager:
         self._extranonce = ExtranonceAllocator(self.settings.layout)
         self._owners: dict[int, Owner] = {}
         self._by_owner: dict[Owner, set[int]] = {}
+        # Each connection that can take extended jobs has one group holding all its channels.
+        self._groups: dict[Owner, int] = {}
         self._vardiff: dict[int, Vardiff] = {}
         self._accounting: dict[int, ShareAccounting] = {}
         self._next_channel_id = 1
@@ -93,16 +96,24 @@ class ChannelManager:
 
     # -- channels ---------------------------------------------------------------------------
 
-    def open_standard(self, owner: Owner, request: OpenStandardMiningChannel, now: float) -> list[Outgoing]:
-        """OpenStandardMiningChannel: Success then the current job, or OpenMiningChannel.Error."""
-        return self._open(owner, request, ChannelKind.STANDARD, now)
+    def open_standard(
+        self, owner: Owner, request: OpenStandardMiningChannel, now: float, grouped: bool = True
+    ) -> list[Outgoing]:
+        """OpenStandardMiningChannel: Success then the current job, or OpenMiningChannel.Error.
 
-    def open_extended(self, owner: Owner, request: OpenExtendedMiningChannel, now: float) -> list[Outgoing]:
+        ``grouped`` False for a connection that asked for standard jobs only (no group channel
+        may be used with it).
+        """
+        return self._open(owner, request, ChannelKind.STANDARD, now, grouped)
+
+    def open_extended(
+        self, owner: Owner, request: OpenExtendedMiningChannel, now: float, grouped: bool = True
+    ) -> list[Outgoing]:
         """OpenExtendedMiningChannel: Success then the current job, or OpenMiningChannel.Error."""
         layout = self.settings.layout
         if request.min_extranonce_size > layout.rollable_size:
             return [(owner, OpenMiningChannelError(request.request_id, ERROR_MIN_EXTRANONCE_SIZE_TOO_LARGE))]
-        return self._open(owner, request, ChannelKind.EXTENDED, now)
+        return self._open(owner, request, ChannelKind.EXTENDED, now, grouped)
 
     def _open(
         self,
@@ -110,6 +121,7 @@ class ChannelManager:
         request: OpenStandardMiningChannel | OpenExtendedMiningChannel,
         kind: ChannelKind,
         now: float,
+        grouped: bool = True,
     ) -> list[Outgoing]:
         refuse = request.request_id
         if len(self._by_owner.get(owner, ())) >= self.settings.max_channels_per_owner:
@@ -137,6 +149,9 @@ class ChannelManager:
         except PoolError:
             return [(owner, OpenMiningChannelError(refuse, ERROR_CAPACITY_EXHAUSTED))]
 
+        if grouped and owner not in self._groups and not self._by_owner.get(owner):
+            # Group ids share the channel id space (SPEC 05 §5.2), so they come from the same counter.
+            self._groups[owner] = self._new_channel_id()
         channel_id = self._new_channel_id()
         standard = kind is ChannelKind.STANDARD
         allocator = self._extranonce
@@ -151,6 +166,7 @@ class ChannelManager:
             0 if standard else self.settings.layout.rollable_size,
             vardiff.target,
             max_target,
+            group_channel_id=self._groups.get(owner, 0),
             max_past_jobs=self.settings.max_past_jobs,
         )
         self.channels[channel_id] = channel
@@ -163,9 +179,11 @@ class ChannelManager:
         target = target_to_u256(channel.target)
         success: Message
         if standard:
-            success = OpenStandardMiningChannelSuccess(refuse, channel_id, target, prefix, 0)
+            success = OpenStandardMiningChannelSuccess(refuse, channel_id, target, prefix, channel.group_channel_id)
         else:
-            success = OpenExtendedMiningChannelSuccess(refuse, channel_id, target, channel.rollable_size, prefix, 0)
+            success = OpenExtendedMiningChannelSuccess(
+                refuse, channel_id, target, channel.rollable_size, prefix, channel.group_channel_id
+            )
         return [(owner, success), *self._catch_up(channel, owner)]
 
     def _catch_up(self, channel: Channel, owner: Owner) -> Iterator[Outgoing]:
@@ -190,6 +208,7 @@ class ChannelManager:
             owned.discard(channel_id)
             if not owned:
                 del self._by_owner[owner]
+                self._groups.pop(owner, None)
         del self._vardiff[channel_id], self._accounting[channel_id]
 
     def close_owner(self, owner: Owner) -> list[int]:
@@ -246,17 +265,16 @@ class ChannelManager:
         if not work.future:
             self._current = _Current(job_id, work, self._prev)
         out: list[Outgoing] = []
-        for channel_id, channel in self.channels.items():
-            job = channel.add_job(job_id, work)
-            out.append((self._owners[channel_id], channel.job_message(job)))
+        for owner, channels in self._owned_channels():
+            out += self._jobs_for(owner, channels, job_id, work)
         return job_id, out
 
     def new_tip(self, work: Work, prev: PrevHash) -> tuple[int, list[Outgoing]]:
-        """Future ``work`` and the prev hash that activates it, channel by channel.
+        """Future ``work`` and the prev hash that activates it, connection by connection.
 
-        The same messages as :meth:`new_work` then :meth:`new_prev_hash`, but each channel gets
-        its job and its SetNewPrevHash together: the first miner starts on the new block after
-        one channel's worth of work, not after every channel's jobs went out.
+        The same messages as :meth:`new_work` then :meth:`new_prev_hash`, but each connection
+        gets its jobs and its SetNewPrevHash together: the first miner starts on the new block
+        after one connection's worth of work, not after every connection's jobs went out.
         """
         if not work.future:
             raise MiningJobError("a new tip needs future work")
@@ -266,12 +284,9 @@ class ChannelManager:
         self._prev = prev
         self._current = _Current(job_id, work, prev)
         out: list[Outgoing] = []
-        for channel_id, channel in self.channels.items():
-            owner = self._owners[channel_id]
-            job = channel.add_job(job_id, work)
-            out.append((owner, channel.job_message(job)))
-            channel.activate(job_id, prev)
-            out.append((owner, channel.prev_hash_message(job)))
+        for owner, channels in self._owned_channels():
+            out += self._jobs_for(owner, channels, job_id, work)
+            out += self._activate(owner, channels, job_id, prev)
         return job_id, out
 
     def refresh_work(self, now: float) -> tuple[int, list[Outgoing]] | None:
@@ -298,16 +313,47 @@ class ChannelManager:
         # Work for older tips can never be activated again.
         self._jobs_by_source = {source_id: entry}
         out: list[Outgoing] = []
-        for channel_id, channel in self.channels.items():
-            owner = self._owners[channel_id]
-            try:
-                job = channel.activate(job_id, prev)
-            except MiningJobError:
-                # Opened after the work was announced: give it the job now, then activate.
-                job = channel.add_job(job_id, work)
+        for owner, channels in self._owned_channels():
+            # Channels opened after the work was announced get their job first.
+            missing = [channel for channel in channels if not channel.jobs.has_future(job_id)]
+            out += self._jobs_for(owner, missing, job_id, work, grouped=False)
+            out += self._activate(owner, channels, job_id, prev)
+        return out
+
+    def _owned_channels(self) -> Iterator[tuple[Owner, list[Channel]]]:
+        for owner, channel_ids in self._by_owner.items():
+            yield owner, [self.channels[cid] for cid in sorted(channel_ids)]
+
+    def _jobs_for(
+        self, owner: Owner, channels: list[Channel], job_id: int, work: Work, grouped: bool = True
+    ) -> list[Outgoing]:
+        """Add the job to ``channels``; the messages announcing it to their connection.
+
+        Standard channels get their own NewMiningJob (each has its own merkle root).  The
+        extended channels of a group share one NewExtendedMiningJob sent to the group id.
+        """
+        group = self._groups.get(owner) if grouped else None
+        out: list[Outgoing] = []
+        group_sent = False
+        for channel in channels:
+            job = channel.add_job(job_id, work)
+            if group is None or channel.standard:
                 out.append((owner, channel.job_message(job)))
-                job = channel.activate(job_id, prev)
-            out.append((owner, channel.prev_hash_message(job)))
+            elif not group_sent:
+                out.append((owner, channel.job_message(job, to=group)))
+                group_sent = True
+        return out
+
+    def _activate(self, owner: Owner, channels: list[Channel], job_id: int, prev: PrevHash) -> list[Outgoing]:
+        """Activate ``job_id`` on ``channels``: one SetNewPrevHash to their group, or one each."""
+        group = self._groups.get(owner)
+        out: list[Outgoing] = []
+        for channel in channels:
+            job = channel.activate(job_id, prev)
+            if group is None:
+                out.append((owner, channel.prev_hash_message(job)))
+        if group is not None and channels:
+            out.append((owner, SetNewPrevHash(group, job_id, prev.prev_hash, prev.min_ntime, prev.nbits)))
         return out
 
     # -- shares -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 
 from sv2proxy.bitcoin.address import Network, script_for_address
 from sv2proxy.codec.common import SetupConnection, SetupConnectionSuccess
+from sv2proxy.codec.constants import REQUIRES_STANDARD_JOBS
 from sv2proxy.codec.framing import FrameDecoder
 from sv2proxy.codec.mining import (
     OpenExtendedMiningChannel,
@@ -92,7 +93,8 @@ class StratumV2Server:
         elif peer_addr not in self._setups:
             return fail(ProtocolError(f"{peer_addr} sent {type(message).__name__} before SetupConnection"))
         elif isinstance(message, OpenStandardMiningChannel):
-            replies = [m for _, m in manager.open_standard(peer_addr, message, now)]
+            grouped = not self._setups[peer_addr].flags & REQUIRES_STANDARD_JOBS
+            replies = [m for _, m in manager.open_standard(peer_addr, message, now, grouped)]
         elif isinstance(message, OpenExtendedMiningChannel):
             replies = [m for _, m in manager.open_extended(peer_addr, message, now)]
         elif isinstance(message, UpdateChannel):

@@ -172,7 +172,9 @@ class MinerProtocol(FramedProtocol):
                 return
             mining.open_channel(self, message)
         elif isinstance(message, OpenStandardMiningChannel):
-            mining.open_channel(self, message)
+            assert self.setup is not None
+            # A standard-jobs-only device may not be sent anything addressed to a group.
+            mining.open_channel(self, message, grouped=not self.setup.flags & REQUIRES_STANDARD_JOBS)
         elif isinstance(message, UpdateChannel):
             mining.update_channel(self, message)
         elif isinstance(message, CloseChannel):

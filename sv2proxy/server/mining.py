@@ -135,12 +135,18 @@ class MiningService(Service):
 
     # -- from connections ----------------------------------------------------------------
 
-    def open_channel(self, owner: MessageSink, request: OpenStandardMiningChannel | OpenExtendedMiningChannel) -> None:
+    def open_channel(
+        self,
+        owner: MessageSink,
+        request: OpenStandardMiningChannel | OpenExtendedMiningChannel,
+        grouped: bool = True,
+    ) -> None:
+        """Open a channel; ``grouped`` False for a connection that takes standard jobs only."""
         now = self.clock.seconds()
         if isinstance(request, OpenStandardMiningChannel):
-            out = self.manager.open_standard(owner, request, now)
+            out = self.manager.open_standard(owner, request, now, grouped)
         else:
-            out = self.manager.open_extended(owner, request, now)
+            out = self.manager.open_extended(owner, request, now, grouped)
         self._deliver(out)
 
     def update_channel(self, owner: MessageSink, request: UpdateChannel) -> None:

@@ -101,7 +101,7 @@ def test_prefix_space_exhaustion_is_answered_not_raised():
     assert manager.open_standard("B", OpenStandardMiningChannel(9, "w", 1.0, ANY), NOW) == [
         ("B", OpenMiningChannelError(9, "channel-capacity-exhausted"))
     ]
-    manager.close(1)
+    manager.close(next(iter(manager.channels)))
     assert isinstance(
         manager.open_standard("B", OpenStandardMiningChannel(9, "w", 1.0, ANY), NOW)[0][1],
         OpenStandardMiningChannelSuccess,
@@ -194,8 +194,9 @@ def test_closing_an_owner_frees_its_channels():
     manager.open_standard("A", OpenStandardMiningChannel(1, "w", 1.0, ANY), NOW)
     manager.open_standard("A", OpenStandardMiningChannel(2, "w", 1.0, ANY), NOW)
     manager.open_standard("B", OpenStandardMiningChannel(3, "w", 1.0, ANY), NOW)
-    assert manager.close_owner("A") == [1, 2]
-    assert list(manager.channels) == [3]
+    a_channels = sorted(cid for cid in manager.channels if manager.owner_of(cid) == "A")
+    assert manager.close_owner("A") == a_channels and len(a_channels) == 2
+    assert [manager.owner_of(cid) for cid in manager.channels] == ["B"]
 
 
 def test_update_channel_with_an_impossible_maximum_target_is_an_error():
@@ -248,3 +249,32 @@ def test_a_new_tip_reaches_each_channel_as_its_job_then_its_prev_hash():
     assert late == [OpenExtendedMiningChannelSuccess, NewExtendedMiningJob, SetNewPrevHash]
     with pytest.raises(MiningJobError):
         manager.new_tip(work(8, future=False), prev(b"x"))
+
+
+def test_a_connection_s_channels_share_one_group_and_one_broadcast():
+    manager = ChannelManager(easy_settings())
+    out = [m for _, m in manager.open_extended("A", OpenExtendedMiningChannel(1, "w", 1.0, ANY, 4), NOW)]
+    out += [m for _, m in manager.open_extended("A", OpenExtendedMiningChannel(2, "w", 1.0, ANY, 4), NOW)]
+    out += [m for _, m in manager.open_standard("A", OpenStandardMiningChannel(3, "w", 1.0, ANY), NOW)]
+    group = out[0].group_channel_id
+    assert group and {m.group_channel_id for m in out} == {group}
+    assert group not in {m.channel_id for m in out}  # group ids share the channel id space
+    standard = out[2].channel_id
+    job_id, sent = manager.new_tip(work(7), prev())
+    assert [(type(m), m.channel_id) for _, m in sent] == [
+        (NewExtendedMiningJob, group),  # one job for both extended channels
+        (NewMiningJob, standard),  # the standard channel has its own merkle root
+        (SetNewPrevHash, group),  # one activation for all three
+    ]
+    assert all(ch.jobs.active.job_id == job_id for ch in manager.channels.values())
+
+
+def test_a_standard_jobs_only_connection_never_sees_a_group():
+    manager = ChannelManager(easy_settings())
+    ((_, success),) = manager.open_standard("D", OpenStandardMiningChannel(1, "w", 1.0, ANY), NOW, grouped=False)
+    assert success.group_channel_id == 0
+    _, sent = manager.new_tip(work(7), prev())
+    assert [(type(m), m.channel_id) for _, m in sent] == [
+        (NewMiningJob, success.channel_id),
+        (SetNewPrevHash, success.channel_id),
+    ]

@@ -1,0 +1,312 @@
+"""The Template Provider job source end to end on loopback: a regtest node behind a Template
+Provider, the source pinned to the TP's authority key, MiningService, and a CPU miner through
+Noise.  A block counts only when libbitcoinkernel connects it and its coinbase pays our address."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.logger import LogLevel, globalLogPublisher
+
+from sv2proxy.bitcoin.address import Network, script_for_address
+from sv2proxy.bitcoin.script import bip34_height_push
+from sv2proxy.bitcoin.serialize import Transaction
+from sv2proxy.codec import SetupConnection
+from sv2proxy.codec.template_distribution import (
+    CoinbaseOutputConstraints,
+    NewTemplate,
+    RequestTransactionData,
+    RequestTransactionDataError,
+    RequestTransactionDataSuccess,
+    SetNewPrevHash,
+)
+from sv2proxy.events import EventBus
+from sv2proxy.link.noise import NoiseClientFactory, NoiseServerFactory, ServerCredentials
+from sv2proxy.noise.keys import AuthorityKey
+from sv2proxy.pool.manager import PoolSettings
+from sv2proxy.pool.vardiff import VardiffConfig
+from sv2proxy.server.miner import MinerFactory
+from sv2proxy.server.mining import MiningService
+from sv2proxy.template.job_factory import JobFactory
+from sv2proxy.template.tdp_source import TemplateProviderSource, client_endpoint, coinbase_output_constraints
+from sv2proxy.testing import MiningDeviceFactory, RegtestNode
+from sv2proxy.testing.template_provider import TemplateProvider
+
+ADDRESS = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+PAYOUT = script_for_address(ADDRESS, Network.REGTEST)
+
+
+async def until(condition, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError("condition not met in time")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def mining_service() -> MiningService:
+    settings = PoolSettings(vardiff=VardiffConfig(min_difficulty=0.000001), share_batch_size=1)
+    return MiningService(reactor, EventBus(), settings)
+
+
+def test_coinbase_output_constraints_cover_the_payout_outputs():
+    factory = JobFactory(((PAYOUT, 50), (bytes.fromhex("51"), 50)), b"/t/", 16)
+    # P2WPKH: 8 value + 1 length + 22 script; OP_TRUE: 8 + 1 + 1.
+    assert coinbase_output_constraints(factory, 400) == CoinbaseOutputConstraints(31 + 10, 400)
+
+
+def test_client_endpoint_accepts_host_port_and_endpoint_strings():
+    assert client_endpoint(reactor, "127.0.0.1:8442")._hostText == "127.0.0.1"
+    assert client_endpoint(reactor, "[::1]:8442")._hostText == "::1"
+    assert client_endpoint(reactor, "tcp:host=127.0.0.1:port=8442")._port == 8442
+    for bad in ("localhost", "localhost:port", ":8442", "host:70000"):
+        try:
+            client_endpoint(reactor, bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} accepted")
+
+
+@pytest_twisted.ensureDeferred
+async def test_blocks_found_through_a_template_provider_are_connected(tmp_path: Path):
+    node = RegtestNode(tmp_path / "node", reactor)
+    await node.start()
+    provider = TemplateProvider(node, reactor)
+    await provider.start()
+    mining = mining_service()
+    mining.startService()
+    source = TemplateProviderSource(
+        f"127.0.0.1:{provider.port}",
+        JobFactory(PAYOUT, b"/tdp/", 16),
+        mining,
+        reactor,
+        authority_key=provider.authority.public,
+    )
+    source.startService()
+    authority = AuthorityKey.generate()
+    listening = reactor.listenTCP(
+        0,
+        NoiseServerFactory(MinerFactory(mining), ServerCredentials(authority, reactor), reactor),
+        interface="127.0.0.1",
+    )
+    miners = MiningDeviceFactory(reactor, "alice", pause=0.05, nonces_per_slice=8)
+    try:
+        start_height = node.height
+        await until(lambda: source.template is not None)
+        assert source.template.height == start_height + 1
+        reactor.connectTCP("127.0.0.1", listening.getHost().port, NoiseClientFactory(miners, authority.public, reactor))
+        await until(lambda: node.height >= start_height + 2, seconds=15)
+        connected = [s for s in provider.solutions if s.result is None]
+        assert len(connected) >= 2
+        # The second block was mined on work from the TP's SetNewPrevHash for the first one.
+        await until(lambda: source.template is not None and source.template.height > start_height + 2)
+        coinbase = Transaction.parse(connected[0].message.coinbase_tx)
+        assert [out.script_pubkey for out in coinbase.outputs][0] == PAYOUT
+        assert coinbase.outputs[0].value == 50 * 100_000_000
+        assert coinbase.lock_time == start_height and coinbase.version == 2
+        assert coinbase.inputs[0].sequence == 0xFFFFFFFE
+        assert b"/tdp/" in coinbase.inputs[0].script_sig
+    finally:
+        if miners.device is not None and miners.device.transport is not None:
+            miners.device.transport.loseConnection()
+        await listening.stopListening()
+        await source.stopService()
+        mining.stopService()
+        await provider.stop()
+        await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_source_logs_and_retries_while_the_provider_is_down(tmp_path: Path):
+    port = free_port()
+    warnings: list[dict] = []
+
+    def observe(event: dict) -> None:
+        if event.get("log_namespace") == "sv2proxy.template.tdp_source" and event["log_level"] is LogLevel.warn:
+            warnings.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    node = RegtestNode(tmp_path / "node", reactor)
+    await node.start()
+    provider = TemplateProvider(node, reactor, endpoint=f"tcp:{port}:interface=127.0.0.1")
+    mining = mining_service()
+    source = TemplateProviderSource(
+        f"127.0.0.1:{port}", JobFactory(PAYOUT, b"/tdp/", 16), mining, reactor, authority_key=provider.authority.public
+    )
+    source.startService()
+    try:
+        await until(lambda: len(warnings) >= 2)  # refused, logged, retried, refused again
+        assert all(event["where"] == f"127.0.0.1:{port}" for event in warnings)
+        assert source.template is None
+        await provider.start()
+        await until(lambda: source.template is not None)
+        assert source.template.height == node.height + 1
+    finally:
+        globalLogPublisher.removeObserver(observe)
+        await source.stopService()
+        await provider.stop()
+        await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_provider_shapes_templates_like_sv2_tp_and_serves_transaction_data(tmp_path: Path):
+    from twisted.internet.protocol import ClientFactory
+
+    from sv2proxy.link.framed import FramedProtocol
+
+    received: list = []
+
+    class Client(FramedProtocol):
+        def connectionMade(self) -> None:  # noqa: N802
+            self.sendMessage(SetupConnection(2, 2, 2, 0, "127.0.0.1", 0, "test", "", "", ""))
+
+        def messageReceived(self, message) -> None:  # noqa: N802
+            received.append(message)
+            if len(received) == 1:
+                self.sendMessage(CoinbaseOutputConstraints(31, 400))
+
+    factory = ClientFactory.forProtocol(Client)
+    node = RegtestNode(tmp_path / "node", reactor)
+    await node.start()
+    provider = TemplateProvider(node, reactor)
+    await provider.start()
+    client = None
+    try:
+        node.mine_to(PAYOUT, 1)
+        connector = reactor.connectTCP(
+            "127.0.0.1", provider.port, NoiseClientFactory(factory, provider.authority.public, reactor)
+        )
+        await until(lambda: len(received) >= 3)
+        new, prev = received[1], received[2]
+        assert isinstance(new, NewTemplate) and isinstance(prev, SetNewPrevHash)
+        height = node.height + 1
+        assert new.future_template and prev.template_id == new.template_id
+        assert new.coinbase_prefix == bip34_height_push(height)  # the BIP34 push alone
+        assert (new.coinbase_tx_version, new.coinbase_tx_input_sequence) == (2, 0xFFFFFFFE)
+        assert new.coinbase_tx_locktime == height - 1 and new.coinbase_tx_outputs_count == 1
+        assert new.coinbase_tx_value_remaining == 50 * 100_000_000
+        assert prev.prev_hash == node.chain.tip_hash
+        client = connector.transport.protocol.wrappedProtocol
+        client.sendMessage(RequestTransactionData(new.template_id))
+        client.sendMessage(RequestTransactionData(12345))
+        await until(lambda: len(received) >= 5)
+        assert received[3] == RequestTransactionDataSuccess(new.template_id, bytes(32), ())
+        assert isinstance(received[4], RequestTransactionDataError)
+        assert received[4].error_code == "template-id-not-found"
+        # A new tip: another future template and the SetNewPrevHash activating it.
+        node.mine_to(PAYOUT, 1)
+        await until(lambda: len(received) >= 7)
+        assert received[5].future_template and received[6].template_id == received[5].template_id
+        assert received[6].prev_hash == node.chain.tip_hash
+    finally:
+        if client is not None:
+            client.transport.loseConnection()
+        await provider.stop()
+        await node.stop()
+
+
+class FakeMining:
+    """Records what the source hands the mining service."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+        self.block_sink = None
+
+    def new_tip(self, work, prev) -> int:
+        self.calls.append(("new_tip", work))
+        return 1
+
+    def new_work(self, work) -> int:
+        self.calls.append(("new_work", work))
+        return 1
+
+
+def scripted_session():
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from sv2proxy.template.tdp_source import TemplateDistributionClient
+
+    mining = FakeMining()
+    source = TemplateProviderSource("127.0.0.1:1", JobFactory(PAYOUT, b"/tdp/", 16), mining, Clock())
+    protocol = TemplateDistributionClient(source, 1)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return mining, source, protocol, transport
+
+
+def sent(transport) -> list:
+    from sv2proxy.codec.framing import FrameDecoder
+    from sv2proxy.codec.registry import decode_frame
+
+    return [decode_frame(frame) for frame in FrameDecoder().feed(transport.value())]
+
+
+def template_message(template_id: int, future: bool, value: int) -> NewTemplate:
+    from sv2proxy.bitcoin.script import witness_commitment, witness_commitment_script
+    from sv2proxy.bitcoin.serialize import TxOut
+
+    return NewTemplate(
+        template_id=template_id,
+        future_template=future,
+        version=0x20000000,
+        coinbase_tx_version=2,
+        coinbase_prefix=bip34_height_push(101),
+        coinbase_tx_input_sequence=0xFFFFFFFE,
+        coinbase_tx_value_remaining=value,
+        coinbase_tx_outputs_count=1,
+        coinbase_tx_outputs=TxOut(0, witness_commitment_script(witness_commitment([]))).serialize(),
+        coinbase_tx_locktime=100,
+        merkle_path=(),
+    )
+
+
+def test_a_session_sets_up_then_turns_templates_into_tips_and_work():
+    from sv2proxy.codec import SetupConnectionSuccess
+
+    mining, source, protocol, transport = scripted_session()
+    setup = sent(transport)
+    assert len(setup) == 1 and isinstance(setup[0], SetupConnection)
+    assert (setup[0].protocol, setup[0].min_version, setup[0].max_version) == (2, 2, 2)
+    transport.clear()
+    protocol.dataReceived(SetupConnectionSuccess(2, 0).to_frame())
+    assert sent(transport) == [CoinbaseOutputConstraints(31, 400)]
+    prev = SetNewPrevHash(7, bytes(range(32)), 1_700_000_000, 0x207FFFFF, b"\xff" * 31 + b"\x7f")
+    protocol.dataReceived(template_message(7, True, 50_0000_0000).to_frame())
+    assert mining.calls == []  # a future template waits for its SetNewPrevHash
+    protocol.dataReceived(prev.to_frame())
+    protocol.dataReceived(template_message(8, False, 50_0001_0000).to_frame())
+    assert [name for name, _ in mining.calls] == ["new_tip", "new_work"]
+    assert mining.calls[0][1].future and not mining.calls[1][1].future
+    assert source.template.template_id == 8 and source.template.coinbase_value == 50_0001_0000
+    assert source.template.prev_hash == bytes(range(32))
+
+
+def test_a_refused_setup_is_logged_and_the_link_closed():
+    from sv2proxy.codec import SetupConnectionError
+
+    errors: list[dict] = []
+
+    def observe(event: dict) -> None:
+        if event.get("log_namespace") == "sv2proxy.template.tdp_source" and event["log_level"] is LogLevel.error:
+            errors.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        mining, _, protocol, transport = scripted_session()
+        protocol.dataReceived(SetupConnectionError(0, "protocol-version-mismatch").to_frame())
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert transport.disconnecting
+    assert [event["error"] for event in errors] == ["protocol-version-mismatch"]
+    assert mining.calls == []
