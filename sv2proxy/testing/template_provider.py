@@ -53,7 +53,7 @@ from sv2proxy.codec.template_distribution import (
     SetNewPrevHash,
     SubmitSolution,
 )
-from sv2proxy.errors import ProtocolError, ServerError
+from sv2proxy.errors import ProtocolError
 from sv2proxy.link.framed import FramedProtocol
 from sv2proxy.link.noise import NoiseServerFactory, ServerCredentials
 from sv2proxy.noise.keys import AuthorityKey
@@ -103,8 +103,6 @@ class TemplateProviderProtocol(FramedProtocol):
             self.provider.submit_solution(message)
         elif isinstance(message, RequestTransactionData):
             self.sendMessage(self.provider.transaction_data(message.template_id))
-        elif isinstance(message, CoinbaseOutputConstraints):
-            self.constraints = message
         else:
             super().messageReceived(message)
 
@@ -213,10 +211,7 @@ class TemplateProvider:
             self._clients.remove(client)
 
     def _check_tip(self) -> None:
-        try:
-            tip = self.node.chain.tip_hash
-        except ServerError:
-            return  # the node is stopped: nothing to announce
+        tip = self.node.chain.tip_hash
         if tip == self._tip:
             return
         self._tip = tip
@@ -284,10 +279,9 @@ class TemplateProvider:
                 *(tx.entry.tx.serialize(with_witness=True) for tx in template.transactions),
             )
         )
-        try:
-            result = self.node.submit_block(block)
-        except Exception as e:  # the node's RPCError: a block it cannot decode
-            result = str(e)
+        # The coinbase parsed and the rest comes from the node itself, so the node can decode
+        # the block: its verdict is an answer, never an RPC error.
+        result = self.node.submit_block(block)
         self.solutions.append(Solution(solution, header.hash, result))
         log.info(
             "SubmitSolution template={id} block={hash}: {result}",

@@ -4,18 +4,24 @@ Noise.  A block counts only when libbitcoinkernel connects it and its coinbase p
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import ClientFactory
+from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
 
 from sv2proxy.bitcoin.address import Network, script_for_address
-from sv2proxy.bitcoin.script import bip34_height_push
-from sv2proxy.bitcoin.serialize import Transaction
-from sv2proxy.codec import SetupConnection
+from sv2proxy.bitcoin.script import bip34_height_push, witness_commitment, witness_commitment_script
+from sv2proxy.bitcoin.serialize import Transaction, TxOut
+from sv2proxy.codec import SetupConnection, SetupConnectionError, SetupConnectionSuccess
+from sv2proxy.codec.framing import FrameDecoder
+from sv2proxy.codec.registry import decode_frame
 from sv2proxy.codec.template_distribution import (
     CoinbaseOutputConstraints,
     NewTemplate,
@@ -23,8 +29,10 @@ from sv2proxy.codec.template_distribution import (
     RequestTransactionDataError,
     RequestTransactionDataSuccess,
     SetNewPrevHash,
+    SubmitSolution,
 )
-from sv2proxy.events import EventBus
+from sv2proxy.events import BlockTemplateUpdated, EventBus
+from sv2proxy.link.framed import FramedProtocol
 from sv2proxy.link.noise import NoiseClientFactory, NoiseServerFactory, ServerCredentials
 from sv2proxy.noise.keys import AuthorityKey
 from sv2proxy.pool.manager import PoolSettings
@@ -32,7 +40,12 @@ from sv2proxy.pool.vardiff import VardiffConfig
 from sv2proxy.server.miner import MinerFactory
 from sv2proxy.server.mining import MiningService
 from sv2proxy.template.job_factory import JobFactory
-from sv2proxy.template.tdp_source import TemplateProviderSource, client_endpoint, coinbase_output_constraints
+from sv2proxy.template.tdp_source import (
+    TemplateDistributionClient,
+    TemplateProviderSource,
+    client_endpoint,
+    coinbase_output_constraints,
+)
 from sv2proxy.testing import MiningDeviceFactory, RegtestNode
 from sv2proxy.testing.template_provider import TemplateProvider
 
@@ -127,7 +140,7 @@ async def test_blocks_found_through_a_template_provider_are_connected(tmp_path: 
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_source_logs_and_retries_while_the_provider_is_down(tmp_path: Path):
+async def test_the_source_logs_and_retries_while_the_provider_is_down_and_after_a_loss(tmp_path: Path):
     port = free_port()
     warnings: list[dict] = []
 
@@ -151,6 +164,18 @@ async def test_the_source_logs_and_retries_while_the_provider_is_down(tmp_path: 
         await provider.start()
         await until(lambda: source.template is not None)
         assert source.template.height == node.height + 1
+        first = source.protocol
+        # The TP goes away and comes back (same key, same port): logged, reconnected, new work.
+        await provider.stop()
+        await until(lambda: source.protocol is None)
+        assert any("lost the Template Provider" in event["log_format"] for event in warnings)
+        node.mine_to(PAYOUT, 1)
+        provider = TemplateProvider(
+            node, reactor, endpoint=f"tcp:{port}:interface=127.0.0.1", authority=provider.authority
+        )
+        await provider.start()
+        await until(lambda: source.protocol is not None and source.protocol is not first)
+        await until(lambda: source.template.height == node.height + 1)
     finally:
         globalLogPublisher.removeObserver(observe)
         await source.stopService()
@@ -160,10 +185,6 @@ async def test_the_source_logs_and_retries_while_the_provider_is_down(tmp_path: 
 
 @pytest_twisted.ensureDeferred
 async def test_the_provider_shapes_templates_like_sv2_tp_and_serves_transaction_data(tmp_path: Path):
-    from twisted.internet.protocol import ClientFactory
-
-    from sv2proxy.link.framed import FramedProtocol
-
     received: list = []
 
     class Client(FramedProtocol):
@@ -208,6 +229,13 @@ async def test_the_provider_shapes_templates_like_sv2_tp_and_serves_transaction_
         await until(lambda: len(received) >= 7)
         assert received[5].future_template and received[6].template_id == received[5].template_id
         assert received[6].prev_hash == node.chain.tip_hash
+        client.sendMessage(RequestTransactionData(new.template_id))  # a template of the old tip
+        await until(lambda: len(received) >= 8)
+        assert received[7] == RequestTransactionDataError(new.template_id, "stale-template-id")
+        # Solutions the provider cannot rebuild are dropped, not given to the node.
+        provider.submit_solution(SubmitSolution(999, 0x20000000, 0, 0, b""))
+        provider.submit_solution(SubmitSolution(new.template_id, 0x20000000, 0, 0, b"\x00"))
+        assert provider.solutions == []
     finally:
         if client is not None:
             client.transport.loseConnection()
@@ -232,13 +260,10 @@ class FakeMining:
 
 
 def scripted_session():
-    from twisted.internet.task import Clock
-    from twisted.internet.testing import StringTransport
-
-    from sv2proxy.template.tdp_source import TemplateDistributionClient
-
     mining = FakeMining()
-    source = TemplateProviderSource("127.0.0.1:1", JobFactory(PAYOUT, b"/tdp/", 16), mining, Clock())
+    clock = Clock()
+    endpoint = TCP4ClientEndpoint(clock, "127.0.0.1", 1)
+    source = TemplateProviderSource(endpoint, JobFactory(PAYOUT, b"/tdp/", 16), mining, clock, events=EventBus())
     protocol = TemplateDistributionClient(source, 1)
     transport = StringTransport()
     protocol.makeConnection(transport)
@@ -246,16 +271,10 @@ def scripted_session():
 
 
 def sent(transport) -> list:
-    from sv2proxy.codec.framing import FrameDecoder
-    from sv2proxy.codec.registry import decode_frame
-
     return [decode_frame(frame) for frame in FrameDecoder().feed(transport.value())]
 
 
 def template_message(template_id: int, future: bool, value: int) -> NewTemplate:
-    from sv2proxy.bitcoin.script import witness_commitment, witness_commitment_script
-    from sv2proxy.bitcoin.serialize import TxOut
-
     return NewTemplate(
         template_id=template_id,
         future_template=future,
@@ -272,13 +291,13 @@ def template_message(template_id: int, future: bool, value: int) -> NewTemplate:
 
 
 def test_a_session_sets_up_then_turns_templates_into_tips_and_work():
-    from sv2proxy.codec import SetupConnectionSuccess
-
     mining, source, protocol, transport = scripted_session()
     setup = sent(transport)
     assert len(setup) == 1 and isinstance(setup[0], SetupConnection)
     assert (setup[0].protocol, setup[0].min_version, setup[0].max_version) == (2, 2, 2)
     transport.clear()
+    updates: list[BlockTemplateUpdated] = []
+    source.events.subscribe(BlockTemplateUpdated, updates.append)
     protocol.dataReceived(SetupConnectionSuccess(2, 0).to_frame())
     assert sent(transport) == [CoinbaseOutputConstraints(31, 400)]
     prev = SetNewPrevHash(7, bytes(range(32)), 1_700_000_000, 0x207FFFFF, b"\xff" * 31 + b"\x7f")
@@ -290,11 +309,24 @@ def test_a_session_sets_up_then_turns_templates_into_tips_and_work():
     assert mining.calls[0][1].future and not mining.calls[1][1].future
     assert source.template.template_id == 8 and source.template.coinbase_value == 50_0001_0000
     assert source.template.prev_hash == bytes(range(32))
+    assert [(event.template_id, event.clean) for event in updates] == [(1, True), (2, False)]
+    # A template that cannot be mined is refused; the work stays.
+    broken = dataclasses.replace(template_message(9, False, 1), coinbase_prefix=b"")
+    protocol.dataReceived(broken.to_frame())
+    assert len(mining.calls) == 2 and source.template.template_id == 8
+    # A SetNewPrevHash for a template never announced breaks the protocol: the link closes.
+    protocol.dataReceived(dataclasses.replace(prev, template_id=99).to_frame())
+    assert transport.disconnecting
+
+
+def test_non_future_templates_before_any_prev_hash_are_ignored():
+    mining, source, protocol, transport = scripted_session()
+    protocol.dataReceived(SetupConnectionSuccess(2, 0).to_frame())
+    protocol.dataReceived(template_message(3, False, 1).to_frame())
+    assert mining.calls == [] and source.template is None and not transport.disconnecting
 
 
 def test_a_refused_setup_is_logged_and_the_link_closed():
-    from sv2proxy.codec import SetupConnectionError
-
     errors: list[dict] = []
 
     def observe(event: dict) -> None:
@@ -310,3 +342,53 @@ def test_a_refused_setup_is_logged_and_the_link_closed():
     assert transport.disconnecting
     assert [event["error"] for event in errors] == ["protocol-version-mismatch"]
     assert mining.calls == []
+
+
+def test_a_found_block_goes_to_the_provider_only_from_its_own_session():
+    from sv2proxy.server.mining import FoundBlock
+
+    mining, source, protocol, transport = scripted_session()
+    protocol.dataReceived(SetupConnectionSuccess(2, 0).to_frame())
+    prev = SetNewPrevHash(7, bytes(range(32)), 1_700_000_000, 0x207FFFFF, b"\xff" * 31 + b"\x7f")
+    protocol.dataReceived(template_message(7, True, 50_0000_0000).to_frame())
+    protocol.dataReceived(prev.to_frame())
+    source_id = mining.calls[0][1].source_id
+    assembler = source._assemblers[source_id].assembler
+    extranonce = bytes(16)
+    block_hash = assembler.header(extranonce, 0x20000000, 1_700_000_001, 42).hash
+    transport.clear()
+
+    def found(source_id: int, block_hash: bytes) -> FoundBlock:
+        return FoundBlock(source_id, extranonce, 0x20000000, 1_700_000_001, 42, block_hash, "alice", 1)
+
+    source.block_found(found(source_id + 1, block_hash))  # a template no longer kept
+    source.block_found(found(source_id, bytes(32)))  # does not rebuild to the miner's hash
+    assert sent(transport) == []
+    source.block_found(found(source_id, block_hash))
+    [solution] = sent(transport)
+    assert solution == assembler.submit_solution(extranonce, 0x20000000, 1_700_000_001, 42)
+    assert solution.template_id == 7
+    transport.clear()
+    protocol.connectionLost(None)
+    source.block_found(found(source_id, block_hash))  # its session is gone: ids mean nothing now
+    assert sent(transport) == [] and source.protocol is None
+
+
+def test_the_provider_refuses_other_protocols_and_versions_like_sv2_tp():
+    from sv2proxy.testing.template_provider import TemplateProviderProtocol
+
+    for request, error in (
+        (SetupConnection(0, 2, 2, 5, "h", 1, "v", "", "", ""), "unsupported-protocol"),
+        (SetupConnection(2, 3, 4, 5, "h", 1, "v", "", "", ""), "protocol-version-mismatch"),
+    ):
+        protocol = TemplateProviderProtocol(provider=None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(request.to_frame())
+        assert sent(transport) == [SetupConnectionError(5, error)]  # the client's flags echoed
+        assert transport.disconnecting
+    protocol = TemplateProviderProtocol(provider=None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(CoinbaseOutputConstraints(31, 400).to_frame())  # before SetupConnection
+    assert sent(transport) == [] and transport.disconnecting
