@@ -84,9 +84,10 @@ class Options(usage.Options):
 def _check_demo_extra() -> None:
     try:
         import pbk  # noqa: F401 -- py-bitcoinkernel, libbitcoinkernel for the embedded node
-    except ImportError:
+    except (ImportError, OSError, RuntimeError) as e:
+        # Missing package (ImportError) or a library that will not load (OSError/RuntimeError).
         raise ConfigError(
-            "node.embedded: the embedded demo node needs the demo extra (pip install -e '.[demo]');"
+            f"node.embedded: the embedded demo node needs the demo extra (pip install -e '.[demo]'): {e};"
             " or set node.embedded: false and node.rpc_url to your own node"
         ) from None
 
@@ -125,7 +126,7 @@ def node_job_source(
     rpc = BitcoinCoreRPC(node.rpc_url, auth, HTTPClient(Agent(reactor, pool=pool)), clock)
     factory = JobFactory(payout, config.coinbase.pool_tag.encode(), config.mining.extranonce_size)
     journal = FoundBlockJournal(config.data_dir / "blocks")
-    return NodeJobSource(rpc, factory, mining, journal, clock, events, node.tip_poll_interval, ready)
+    return NodeJobSource(rpc, factory, mining, journal, clock, events, node.tip_poll_interval, ready, pool)
 
 
 def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon:

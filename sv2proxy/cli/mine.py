@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.hashes_per_second <= 0:
         parser.error("--hashes-per-second must be positive")
 
+    failed = []
+
     def run(reactor: object) -> Deferred[None]:
         slice_size = max(1, int(args.hashes_per_second / 20))
         device = MiningDeviceFactory(
@@ -77,14 +79,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         reporter = LoopingCall(report)
         reporter.clock = reactor  # type: ignore[assignment]
         reporter.start(3.0, now=False)
-        device.lost = lambda miner: done.callback(None) if not done.called else None  # type: ignore[method-assign]
+        def finish(why: str) -> None:
+            if not done.called:
+                print(why, file=sys.stderr, flush=True)
+                failed.append(why)
+                done.callback(None)
+
+        # The Noise wrapper forwards these to the device's factory: a refused connection, a
+        # failed handshake (wrong key) or a lost link all end the run with their reason.
+        device.clientConnectionFailed = lambda connector, reason: finish(  # type: ignore[method-assign]
+            f"cannot connect to {host}:{port}: {reason.getErrorMessage()}"
+        )
+        device.clientConnectionLost = lambda connector, reason: finish(  # type: ignore[method-assign]
+            f"connection to {host}:{port} closed: {reason.getErrorMessage()}"
+        )
         reactor.connectTCP(host, port, NoiseClientFactory(device, key, reactor))  # type: ignore[attr-defined]
         if args.seconds:
             reactor.callLater(args.seconds, lambda: done.called or done.callback(None))  # type: ignore[attr-defined]
         return done
 
-    react(run)
-    return 0
+    try:
+        react(run)
+    except SystemExit as e:
+        if e.code:
+            return int(e.code)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

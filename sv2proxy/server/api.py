@@ -59,6 +59,7 @@ class StratumV2Server:
         #: Merge mining is not part of this version; the attribute is where it will live.
         self.merge_mining = None
         self._setups: dict[str, SetupConnection] = {}
+        self._pending: dict[str, list[Any]] = {}
 
     def handle_event(self, event: Event) -> Deferred[None]:
         """React to a node event: new templates become jobs, raw frames are answered."""
@@ -67,7 +68,14 @@ class StratumV2Server:
         if isinstance(event, StratumV2MessageReceived):
             return self.handle_message(event.data, event.peer_addr).addCallback(lambda _: None)
         if isinstance(event, MiningDifficultyChanged):
-            self.pool.manager.set_difficulty(event.difficulty, self.pool._now(), event.channel_id)
+            try:
+                out = self.pool.manager.set_difficulty(event.difficulty, self.pool._now(), event.channel_id)
+            except ValueError as e:
+                return fail(e)
+            # There is no connection to write to here: the SetTargets go out with each peer's
+            # next reply, before anything else, so no share is judged by a target never sent.
+            for owner, message in out:
+                self._pending.setdefault(str(owner), []).append(message)
         elif isinstance(event, BlockMined):
             # A new tip reaches the pool as a new template; the block itself needs nothing here.
             log.info("block mined: {hash}", hash=event.block_hash)
@@ -104,6 +112,7 @@ class StratumV2Server:
             replies = [m for _, m in out]
         else:
             return fail(ProtocolError(f"unexpected {type(message).__name__} from a miner"))
+        replies = self._pending.pop(peer_addr, []) + replies
         return succeed(b"".join(reply.to_frame() for reply in replies) or None)
 
     def update_block_template(self, template: Any, node_api: Any = None) -> Deferred[None]:

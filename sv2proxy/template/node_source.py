@@ -26,6 +26,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.client import HTTPConnectionPool
 
 from sv2proxy.bitcoin.hashing import display_hex
 from sv2proxy.errors import MiningJobError
@@ -59,6 +60,7 @@ class NodeJobSource(Service):
         events: EventBus,
         tip_poll_interval: float = 1.0,
         ready: Callable[[], Deferred[tuple[str, Path]]] | None = None,
+        http_pool: HTTPConnectionPool | None = None,
     ) -> None:
         self.rpc = rpc
         self.factory = factory
@@ -69,6 +71,8 @@ class NodeJobSource(Service):
         self.tip_poll_interval = tip_poll_interval
         # For a node started by the daemon itself (the demo): where its RPC is, once it runs.
         self._ready = ready
+        self._http_pool = http_pool
+        self._tasks: set[Deferred[None]] = set()
         self.template: BlockTemplate | None = None
         self._source_ids = itertools.count(1)
         self._assemblers: OrderedDict[int, BlockAssembler] = OrderedDict()
@@ -85,9 +89,6 @@ class NodeJobSource(Service):
         super().startService()
         self.mining.block_sink = self
         self.journal.prepare()
-        for block_hash, block_hex in self.journal.pending():
-            log.warn("resubmitting block {hash} found before the restart", hash=block_hash)
-            self._submit_until_answered(block_hash, block_hex)
         self._loop = ensureDeferred(self._template_loop())
         self._loop.addErrback(self._loop_ended)
         self._tip_poll.start(self.tip_poll_interval, now=False).addErrback(
@@ -99,7 +100,7 @@ class NodeJobSource(Service):
         if not failure.check(CancelledError):  # a stop cancels the loop: that is no failure
             log.failure("the template loop stopped", failure)
 
-    def stopService(self) -> None:  # noqa: N802
+    def stopService(self) -> Deferred[None] | None:  # noqa: N802
         super().stopService()
         if self._tip_poll.running:
             self._tip_poll.stop()
@@ -107,14 +108,30 @@ class NodeJobSource(Service):
             self._fetching.cancel()
         if self._loop is not None:
             self._loop.cancel()
+        # Submissions still retrying stop here; their blocks stay in the journal for next start.
+        for task in list(self._tasks):
+            task.cancel()
+        if self._http_pool is not None:
+            return self._http_pool.closeCachedConnections()
+        return None
 
     # -- templates -------------------------------------------------------------------------
 
     async def _template_loop(self) -> None:
         if self._ready is not None:
-            url, cookie = await self._ready()
+            try:
+                url, cookie = await self._ready()
+            except CancelledError:
+                raise
+            except Exception as e:
+                log.critical("no template source: the embedded node did not start ({error})", error=e)
+                return
             self.rpc.url = url
             self.rpc.auth = RPCAuth(cookie_file=cookie)
+        # Only now is it known which node blocks go to: resubmit what a restart interrupted.
+        for block_hash, block_hex in self.journal.pending():
+            log.warn("resubmitting block {hash} found before the restart", hash=block_hash)
+            self._submit_until_answered(block_hash, block_hex)
         longpollid: str | None = None
         while self.running:
             self._longpolling = longpollid is not None
@@ -203,7 +220,10 @@ class NodeJobSource(Service):
                 fetching.cancel()
 
     def _poll_tip(self) -> Deferred[None]:
-        return ensureDeferred(self._check_tip())
+        task = ensureDeferred(self._check_tip())
+        self._tasks.add(task)
+        task.addBoth(lambda result: (self._tasks.discard(task), None)[1])
+        return task
 
     # -- found blocks ----------------------------------------------------------------------
 
@@ -234,9 +254,15 @@ class NodeJobSource(Service):
         self._submit_until_answered(block_hash, block_hex, block.worker)
 
     def _submit_until_answered(self, block_hash: str, block_hex: str, worker: str | None = None) -> None:
-        ensureDeferred(self._submit(block_hash, block_hex, worker)).addErrback(
-            lambda failure: log.failure("submitting block {hash} failed", failure, hash=block_hash)
-        )
+        task = ensureDeferred(self._submit(block_hash, block_hex, worker))
+        self._tasks.add(task)
+
+        def done(result: object) -> None:
+            self._tasks.discard(task)
+            if isinstance(result, Failure) and not result.check(CancelledError):
+                log.failure("submitting block {hash} failed", result, hash=block_hash)
+
+        task.addBoth(done)
 
     async def _submit(self, block_hash: str, block_hex: str, worker: str | None) -> None:
         delay = 0.5

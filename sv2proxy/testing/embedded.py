@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -28,6 +28,7 @@ class EmbeddedRegtestNode(Service):
         self.reactor = reactor
         self.node: object | None = None
         self._ready: tuple[str, Path] | None = None
+        self._failure: Failure | None = None
         self._waiters: list[Deferred[tuple[str, Path]]] = []
 
     def startService(self) -> None:  # noqa: N802
@@ -52,7 +53,12 @@ class EmbeddedRegtestNode(Service):
             waiter.callback(self._ready)
 
     def _failed(self, failure: Failure) -> None:
-        log.failure("the embedded regtest node could not start", failure)
+        log.failure(
+            "the embedded regtest node could not start (another daemon on the same data_dir?);"
+            " miners will get no jobs",
+            failure,
+        )
+        self._failure = failure
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.errback(failure)
@@ -61,6 +67,8 @@ class EmbeddedRegtestNode(Service):
         """Fires with ``(rpc_url, cookie_path)`` once the node serves RPC."""
         if self._ready is not None:
             return succeed(self._ready)
+        if self._failure is not None:
+            return fail(self._failure)
         waiter: Deferred[tuple[str, Path]] = Deferred()
         self._waiters.append(waiter)
         return waiter

@@ -37,6 +37,7 @@ class StaticNode:
 
         self.events = EventBus()
         self.template = BlockTemplate.from_getblocktemplate(getblocktemplate_result())
+        self.submitted: list[str] = []
 
     def get_chain_tip(self):
         return succeed("00" * 32)
@@ -48,6 +49,7 @@ class StaticNode:
         return succeed([])
 
     def submit_block(self, block_hex):
+        self.submitted.append(block_hex)
         return succeed(None)
 
     def publish_event(self, event):
@@ -114,3 +116,45 @@ async def test_handle_message_answers_raw_frames_and_handle_event_takes_template
     )
     reply = await server.handle_message(SubmitSharesStandard(99, 1, 1, 0, 0, 0).to_frame(), peer)
     assert MessageDecoder().feed(reply) == [SubmitSharesError(99, 1, "invalid-channel-id")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_block_found_through_validate_share_is_submitted_to_the_node():
+    from sv2proxy.bitcoin.serialize import parse_block
+
+    node = StaticNode()
+    server = StratumV2Server(regtest_config(), node)
+    channel_id = await server.pool.add_miner("127.0.0.1:3333", 0.0001)
+    job_id, _ = await server.pool.set_template(node.template)
+    channel = server.pool.manager.channels[channel_id]
+    from sv2proxy.pool.validation import validate_share as probe
+
+    for nonce in range(10_000):  # regtest: find a block, then submit it through the API
+        result = probe(channel, job_id, nonce, node.template.start_ntime, node.template.version, None, 2e9)
+        channel.seen.clear()
+        if result.is_block:
+            break
+    share = SubmitSharesStandard(channel_id, 1, job_id, nonce, node.template.start_ntime, node.template.version)
+    assert await server.pool.validate_share(channel_id, job_id, share.encode()) is True
+    (block_hex,) = node.submitted
+    header, transactions = parse_block(bytes.fromhex(block_hex))
+    assert header.hash == result.hash and len(transactions) == 1 + len(node.template.transactions)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_difficulty_event_reaches_the_peer_with_its_next_reply():
+    from sv2proxy.codec import SetTarget
+    from sv2proxy.events import MiningDifficultyChanged
+
+    server = StratumV2Server(regtest_config(), StaticNode())
+    peer = "10.0.0.8:4000"
+    await server.handle_message(SetupConnection(0, 2, 2, 0, "h", 1, "v", "hw", "fw", "d").to_frame(), peer)
+    reply = await server.handle_message(OpenExtendedMiningChannel(1, "w", 1.0, b"\xff" * 32, 4).to_frame(), peer)
+    (opened,) = MessageDecoder().feed(reply)
+    await server.handle_event(MiningDifficultyChanged(difficulty=3.0))
+    reply = await server.handle_message(SubmitSharesStandard(99, 1, 1, 0, 0, 0).to_frame(), peer)
+    first, second = MessageDecoder().feed(reply)
+    assert isinstance(first, SetTarget) and first.channel_id == opened.channel_id
+    assert second == SubmitSharesError(99, 1, "invalid-channel-id")
+    with pytest.raises(ValueError):
+        await server.handle_event(MiningDifficultyChanged(difficulty=0.0))
