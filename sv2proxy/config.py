@@ -467,6 +467,23 @@ class MiningConfig:
     )
 
 
+def parse_host_port(value: object, ctx: _Context) -> str:
+    text = str(value).strip() if isinstance(value, str | int) else ""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return text
+
+
+def parse_authority_key(value: object, ctx: _Context) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a base58check authority public key, got {value!r}")
+    try:
+        return decode_authority_public_key(value)
+    except ValueError as e:
+        raise ValueError(f"{e}, got {value!r}") from None
+
+
 CHAINS = ("main", "test", "testnet4", "signet", "regtest")
 #: The demo's payout: a regtest address (BIP173's example key), so the defaults mine at once.
 DEMO_PAYOUT = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
@@ -531,6 +548,16 @@ class NodeConfig:
     rpc_password: str | None = setting(None, optional(parse_text), "rpcpassword", secret=True)
     tip_poll_interval: float = setting(
         1, parse_positive_number, "seconds between checks of the node's best block beside longpoll"
+    )
+    template_provider: str | None = setting(
+        None,
+        optional(parse_host_port),
+        "HOST:PORT of a Stratum V2 Template Provider (sv2-tp: 8442) to take templates from instead of RPC",
+    )
+    template_provider_key: bytes | None = setting(
+        None,
+        optional(parse_authority_key),
+        "the Template Provider's authority public key (it prints it at start); null: not authenticated",
     )
 
 
@@ -807,6 +834,9 @@ def _check_payout(config: Config, values: Mapping[str, _Value]) -> None:
     """Payout addresses must be valid for the node's chain; the pool tag must fit the coinbase."""
     from sv2proxy.bitcoin.address import Network, script_for_address
 
+    if config.node.embedded and config.node.template_provider is not None:
+        where = values["node.template_provider"].where if "node.template_provider" in values else "node"
+        raise ConfigError(f"{where}: a Template Provider replaces the embedded demo node; set node.embedded: false")
     if config.node.embedded and config.node.chain != "regtest":
         where = values["node.embedded"].where if "node.embedded" in values else "node.embedded"
         raise ConfigError(

@@ -30,6 +30,7 @@ from sv2proxy.template.found_blocks import FoundBlockJournal
 from sv2proxy.template.job_factory import JobFactory
 from sv2proxy.template.node_source import NodeJobSource
 from sv2proxy.template.rpc import BitcoinCoreRPC, RPCAuth, default_cookie_file
+from sv2proxy.template.tdp_source import TemplateProviderSource
 
 #: The settings the command line can override; each becomes ``--dotted-key-with-dashes``.
 COMMAND_LINE_KEYS = ("mode", "data_dir", "pool_url", "listen.sv2", "listen.sv1")
@@ -113,8 +114,6 @@ def node_job_source(
     from treq.client import HTTPClient
     from twisted.web.client import Agent, HTTPConnectionPool
 
-    network = Network.from_name(config.node.chain)
-    payout = [(script_for_address(address, network), percent) for address, percent in config.coinbase.payout or ()]
     node = config.node
     if node.rpc_user is not None and node.rpc_password is not None:
         auth = RPCAuth(node.rpc_user, node.rpc_password)
@@ -124,9 +123,31 @@ def node_job_source(
     # Persistent connections: one TCP connection to the node, not one (and two log lines) per call.
     pool = HTTPConnectionPool(reactor, persistent=True)
     rpc = BitcoinCoreRPC(node.rpc_url, auth, HTTPClient(Agent(reactor, pool=pool)), clock)
-    factory = JobFactory(payout, config.coinbase.pool_tag.encode(), config.mining.extranonce_size)
+    factory = _job_factory(config)
     journal = FoundBlockJournal(config.data_dir / "blocks")
     return NodeJobSource(rpc, factory, mining, journal, clock, events, node.tip_poll_interval, ready, pool)
+
+
+def template_provider_source(
+    config: Config, mining: MiningService, reactor: IReactorCore, events: EventBus
+) -> TemplateProviderSource:
+    """Pool mode's job source when templates come from a Stratum V2 Template Provider."""
+    assert config.node.template_provider is not None
+    return TemplateProviderSource(
+        config.node.template_provider,
+        _job_factory(config),
+        mining,
+        reactor,
+        authority_key=config.node.template_provider_key,
+        handshake_timeout=config.noise.handshake_timeout,
+        events=events,
+    )
+
+
+def _job_factory(config: Config) -> JobFactory:
+    network = Network.from_name(config.node.chain)
+    payout = [(script_for_address(address, network), percent) for address, percent in config.coinbase.payout or ()]
+    return JobFactory(payout, config.coinbase.pool_tag.encode(), config.mining.extranonce_size)
 
 
 def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon:
@@ -154,7 +175,10 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
             regtest = EmbeddedRegtestNode(config.data_dir / "regtest-node", reactor)
             daemon.add(regtest, "regtest-node")
             ready = regtest.when_ready
-        daemon.add(node_job_source(config, mining, reactor, daemon.events, ready), "node")
+        if config.node.template_provider is not None:
+            daemon.add(template_provider_source(config, mining, reactor, daemon.events), "template-provider")
+        else:
+            daemon.add(node_job_source(config, mining, reactor, daemon.events, ready), "node")
     if options.loaded.listen.sv2 is not None:
         assert options.authority is not None
         daemon.add(sv2_miner_service(options.loaded, options.authority, reactor, mining), "sv2-miners")

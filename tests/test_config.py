@@ -123,6 +123,8 @@ def test_describe(_home: Path) -> None:
         "node.rpc_user = null",
         "node.rpc_password = ********",
         "node.tip_poll_interval = 1",
+        "node.template_provider = null",
+        "node.template_provider_key = null",
         "coinbase.payout = (('bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080', 100.0),)",
         "coinbase.pool_tag = /sv2proxy/",
     ]
@@ -156,6 +158,8 @@ def test_keys_help_and_option_names() -> None:
         "node.rpc_user",
         "node.rpc_password",
         "node.tip_poll_interval",
+        "node.template_provider",
+        "node.template_provider_key",
         "coinbase.payout",
         "coinbase.pool_tag",
     ]
@@ -696,6 +700,15 @@ def test_mining_errors(tmp_path: Path, text: str, message: str) -> None:
             "node.chain: expected one of main, test, testnet4, signet, regtest, got 'mainnet'",
         ),
         ("node:\n  rpc_url: localhost:8332\n", "node.rpc_url: expected an http:// URL, got 'localhost:8332'"),
+        ("node:\n  template_provider: 8442\n", "node.template_provider: expected HOST:PORT, got 8442"),
+        (
+            "node:\n  template_provider: 127.0.0.1:8442\n",
+            "node.template_provider: a Template Provider replaces the embedded demo node; set node.embedded: false",
+        ),
+        (
+            "node:\n  embedded: false\n  template_provider: 127.0.0.1:8442\n  template_provider_key: nope\n",
+            "node.template_provider_key: not a base58check authority public key (Invalid checksum), got 'nope'",
+        ),
         ("coinbase:\n  pool_tag: " + "x" * 41 + "\n", "coinbase.pool_tag: expected at most 40 bytes, got 41"),
     ],
 )

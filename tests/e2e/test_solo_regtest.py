@@ -205,3 +205,45 @@ async def test_a_corrupted_block_is_refused_by_the_node_and_reported(tmp_path: P
             miners.device.transport.loseConnection()
         await daemon.stopService()
         await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_daemon_mines_through_a_template_provider(tmp_path: Path):
+    from sv2proxy.testing.template_provider import TemplateProvider
+
+    node = RegtestNode(tmp_path / "node", reactor, rpcuser="test", rpcpassword="secret")
+    await node.start()
+    provider = TemplateProvider(node, reactor)
+    await provider.start()
+    config = tmp_path / "tp.yaml"
+    config.write_text(
+        f"data_dir: {tmp_path / 'data'}\n"
+        "listen:\n  sv2: 127.0.0.1:0\n"
+        "node:\n  embedded: false\n  chain: regtest\n"
+        f"  template_provider: 127.0.0.1:{provider.port}\n"
+        f"  template_provider_key: {provider.authority.public_text}\n"
+        f"coinbase:\n  payout: {PAYOUT}\n  pool_tag: /tp-e2e/\n"
+        "mining:\n  min_difficulty: 0.000001\n  share_batch_size: 1\n"
+    )
+    options = Options()
+    options.parseOptions(["--config", str(config)])
+    daemon = makeService(options, reactor)
+    assert [service.name for service in daemon] == ["mining", "template-provider", "sv2-miners"]
+    daemon.privilegedStartService()
+    daemon.startService()
+    miners = MiningDeviceFactory(reactor, "dave", pause=0.05, nonces_per_slice=8)
+    try:
+        port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
+        height = node.height
+        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(miners, options.authority.public, reactor))
+        await until(lambda: node.height >= height + 2)
+        block = await rpc(node, "getblock", await rpc(node, "getbestblockhash"), 2)
+        coinbase = block["tx"][0]
+        assert any(out["scriptPubKey"].get("address") == PAYOUT for out in coinbase["vout"])
+        assert b"/tp-e2e/" in bytes.fromhex(coinbase["vin"][0]["coinbase"])
+    finally:
+        if miners.device is not None and miners.device.transport is not None:
+            miners.device.transport.loseConnection()
+        await daemon.stopService()
+        await provider.stop()
+        await node.stop()
