@@ -12,6 +12,7 @@ the value came from (``FILE: dotted.key`` or the command-line option) and what w
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import enum
 import ipaddress
@@ -93,10 +94,8 @@ def _number(value: object, ctx: _Context) -> float | int | None:
         return value if math.isfinite(value) else None
     if ctx.from_text and isinstance(value, str):
         text = value.strip()
-        try:
+        with contextlib.suppress(ValueError):
             return int(text)
-        except ValueError:
-            pass
         try:
             number = float(text)
         except ValueError:
@@ -161,10 +160,8 @@ class Mode(enum.StrEnum):
 
 def parse_mode(value: object, ctx: _Context) -> Mode:
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             return Mode(value)
-        except ValueError:
-            pass
     raise ValueError(f"expected 'pool' or 'proxy', got {value!r}")
 
 
@@ -174,10 +171,8 @@ _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 def _host(text: str) -> str | None:
     """``text`` as a host (IPv6 without brackets), or None if it is neither an IP nor a name."""
-    try:
+    with contextlib.suppress(ValueError):
         return str(ipaddress.ip_address(text))
-    except ValueError:
-        pass
     labels = text.rstrip(".").split(".")
     if len(text) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         return None

@@ -59,6 +59,19 @@ async def until(condition, seconds: float = 20.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+async def connect(miners: MiningDeviceFactory, daemon, options: Options) -> None:
+    """Connect the device to the daemon's SV2 listener, pinned to the daemon's authority key."""
+    port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
+    reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(miners, options.authority.public, reactor))
+
+
+async def stop(miners: MiningDeviceFactory, daemon) -> None:
+    """Disconnect the device and stop the daemon (nodes are stopped by each test)."""
+    if miners.device is not None and miners.device.transport is not None:
+        miners.device.transport.loseConnection()
+    await daemon.stopService()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -73,9 +86,8 @@ async def test_blocks_found_through_the_daemon_are_connected_by_bitcoin_core(tmp
     # Capped at ~160 hashes/s: on regtest about half of them are blocks (and so shares).
     miners = MiningDeviceFactory(reactor, "alice.rig1", pause=0.05, nonces_per_slice=8)
     try:
-        port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
         start_height = node.height
-        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(miners, options.authority.public, reactor))
+        await connect(miners, daemon, options)
         stats = await miners.when(lambda s: len(s.blocks) >= 2 and s.shares_acknowledged >= 2)
         for _ in range(200):  # the node answers submitblock asynchronously
             if node.height >= start_height + 2:
@@ -93,9 +105,7 @@ async def test_blocks_found_through_the_daemon_are_connected_by_bitcoin_core(tmp
         accepted = list((tmp_path / "data" / "blocks" / "accepted").glob("*.hex"))
         assert len(accepted) >= 2
     finally:
-        if miners.device is not None and miners.device.transport is not None:
-            miners.device.transport.loseConnection()
-        await daemon.stopService()
+        await stop(miners, daemon)
         await node.stop()
 
 
@@ -119,17 +129,14 @@ async def test_mempool_transactions_are_mined_with_their_fees(tmp_path: Path):
     options, daemon = start_daemon(tmp_path, node.rpc_url)
     miners = MiningDeviceFactory(reactor, "bob", pause=0.05, nonces_per_slice=8)
     try:
-        port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
-        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(miners, options.authority.public, reactor))
+        await connect(miners, daemon, options)
         await until(lambda: node.height >= 102)
         block = await rpc(node, "getblock", await rpc(node, "getblockhash", 102), 2)
         assert [tx["txid"] for tx in block["tx"][1:]] == [txid]
         coinbase_value = sum(out["value"] for out in block["tx"][0]["vout"])
         assert round(coinbase_value * 100_000_000) == 5_000_000_000 + fee
     finally:
-        if miners.device is not None and miners.device.transport is not None:
-            miners.device.transport.loseConnection()
-        await daemon.stopService()
+        await stop(miners, daemon)
         await node.stop()
 
 
@@ -144,8 +151,7 @@ async def test_a_block_found_while_the_node_is_down_is_submitted_when_it_returns
     try:
         await until(lambda: daemon.getServiceNamed("node").template is not None)
         await node.stop()  # the node goes away before the miner even connects
-        port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
-        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(miners, options.authority.public, reactor))
+        await connect(miners, daemon, options)
         await miners.when(lambda s: len(s.blocks) >= 1)
         pending = tmp_path / "data" / "blocks" / "pending"
         await until(lambda: any(pending.glob("*.hex")))  # durable while nobody can take it
@@ -165,9 +171,7 @@ async def test_a_block_found_while_the_node_is_down_is_submitted_when_it_returns
         confirmations = [(await rpc(restarted, "getblock", name, 1))["confirmations"] for name in found_offline]
         assert max(confirmations) >= 1
     finally:
-        if miners.device is not None and miners.device.transport is not None:
-            miners.device.transport.loseConnection()
-        await daemon.stopService()
+        await stop(miners, daemon)
         if "restarted" in locals():
             await restarted.stop()
 
@@ -191,9 +195,8 @@ async def test_a_corrupted_block_is_refused_by_the_node_and_reported(tmp_path: P
     BlockAssembler.assemble = corrupting
     miners = MiningDeviceFactory(reactor, "mallory", pause=0.05, nonces_per_slice=8)
     try:
-        port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
         height = node.height
-        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(miners, options.authority.public, reactor))
+        await connect(miners, daemon, options)
         rejected = tmp_path / "data" / "blocks" / "rejected"
         await until(lambda: any(rejected.glob("*.reason")))
         reason = next(rejected.glob("*.reason")).read_text()
@@ -201,9 +204,7 @@ async def test_a_corrupted_block_is_refused_by_the_node_and_reported(tmp_path: P
         assert node.height == height and source.template is not None
     finally:
         BlockAssembler.assemble = original
-        if miners.device is not None and miners.device.transport is not None:
-            miners.device.transport.loseConnection()
-        await daemon.stopService()
+        await stop(miners, daemon)
         await node.stop()
 
 
@@ -233,17 +234,14 @@ async def test_the_daemon_mines_through_a_template_provider(tmp_path: Path):
     daemon.startService()
     miners = MiningDeviceFactory(reactor, "dave", pause=0.05, nonces_per_slice=8)
     try:
-        port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
         height = node.height
-        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(miners, options.authority.public, reactor))
+        await connect(miners, daemon, options)
         await until(lambda: node.height >= height + 2)
         block = await rpc(node, "getblock", await rpc(node, "getbestblockhash"), 2)
         coinbase = block["tx"][0]
         assert any(out["scriptPubKey"].get("address") == PAYOUT for out in coinbase["vout"])
         assert b"/tp-e2e/" in bytes.fromhex(coinbase["vin"][0]["coinbase"])
     finally:
-        if miners.device is not None and miners.device.transport is not None:
-            miners.device.transport.loseConnection()
-        await daemon.stopService()
+        await stop(miners, daemon)
         await provider.stop()
         await node.stop()

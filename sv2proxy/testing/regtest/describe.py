@@ -226,13 +226,8 @@ def script_descriptor(script: bytes) -> str:
     kind = script_type(script)
     if kind == "pubkey" and _fully_valid_pubkey(script[1:-1]):
         return add_checksum(f"pk({script[1:-1].hex()})")
-    if kind == "witness_v1_taproot":
-        try:
-            PublicKeyXOnly(script[2:])
-        except ValueError:
-            pass
-        else:
-            return add_checksum(f"rawtr({script[2:].hex()})")
+    if kind == "witness_v1_taproot" and _is_xonly(script[2:]):
+        return add_checksum(f"rawtr({script[2:].hex()})")
     if kind == "multisig":
         parsed = _multisig(script)
         if parsed is not None and all(_fully_valid_pubkey(key) for key in parsed[1]):
@@ -305,3 +300,12 @@ def transaction_json(
     if include_hex:
         result["hex"] = tx.serialize().hex()
     return result
+
+
+def _is_xonly(key: bytes) -> bool:
+    """Whether ``key`` is a valid BIP340 x-only public key (Core's rawtr() needs one)."""
+    try:
+        PublicKeyXOnly(key)
+    except ValueError:
+        return False
+    return True
