@@ -17,7 +17,6 @@ from twisted.logger import Logger
 
 from sv2proxy.bitcoin.hashing import display_hex
 from sv2proxy.bitcoin.target import difficulty_to_target, target_to_u256
-from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
     OpenStandardMiningChannel,
     OpenStandardMiningChannelSuccess,
@@ -95,7 +94,9 @@ class StratumV2Pool:
         self.assemblers[source_id] = assembler
         while len(self.assemblers) > MAX_ASSEMBLERS:
             self.assemblers.popitem(last=False)
-        recipients = sorted({(str(owner), _channel_of(message)) for owner, message in out})
+        # Every channel gets every job (a group broadcast is addressed to the group, not to them).
+        manager = self.manager
+        recipients = sorted((str(manager.owner_of(cid)), cid) for cid in manager.channels)
         return succeed((job_id, recipients))
 
     def validate_share(self, channel_id: int, job_id: int, share_data: bytes) -> Deferred[bool]:
@@ -134,7 +135,3 @@ class StratumV2Pool:
             lambda reason: log.info("block {hash}: {answer}", hash=block_hash, answer=reason or "accepted"),
             lambda failure: log.failure("submitting block {hash} failed", failure, hash=block_hash),
         )
-
-
-def _channel_of(message: Message) -> int:
-    return int(message.channel_id)  # type: ignore[attr-defined]

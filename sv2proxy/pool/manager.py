@@ -149,11 +149,16 @@ class ChannelManager:
         except PoolError:
             return [(owner, OpenMiningChannelError(refuse, ERROR_CAPACITY_EXHAUSTED))]
 
-        if grouped and owner not in self._groups and not self._by_owner.get(owner):
+        standard = kind is ChannelKind.STANDARD
+        # Groups hold a connection's extended channels: a group broadcast of an extended job
+        # applies to every member, and a standard member already has its own NewMiningJob
+        # (announcing one job id twice on a channel is not allowed), so standard channels and
+        # channels of standard-jobs-only connections stay out of groups.
+        in_group = grouped and not standard
+        if in_group and owner not in self._groups:
             # Group ids share the channel id space (SPEC 05 §5.2), so they come from the same counter.
             self._groups[owner] = self._new_channel_id()
         channel_id = self._new_channel_id()
-        standard = kind is ChannelKind.STANDARD
         allocator = self._extranonce
         prefix = allocator.standard_prefix(value) if standard else allocator.extended_prefix(value)
         channel = Channel(
@@ -166,7 +171,7 @@ class ChannelManager:
             0 if standard else self.settings.layout.rollable_size,
             vardiff.target,
             max_target,
-            group_channel_id=self._groups.get(owner, 0),
+            group_channel_id=self._groups[owner] if in_group else 0,
             max_past_jobs=self.settings.max_past_jobs,
         )
         self.channels[channel_id] = channel
@@ -208,8 +213,18 @@ class ChannelManager:
             owned.discard(channel_id)
             if not owned:
                 del self._by_owner[owner]
+            if not any(self.channels[cid].group_channel_id for cid in owned or ()):
                 self._groups.pop(owner, None)
         del self._vardiff[channel_id], self._accounting[channel_id]
+
+    def close_group(self, owner: Owner, group_channel_id: int) -> list[int]:
+        """CloseChannel on a group id closes every member channel (SPEC 05 §5.3.9); their ids."""
+        members = sorted(
+            cid for cid in self._by_owner.get(owner, ()) if self.channels[cid].group_channel_id == group_channel_id
+        )
+        for channel_id in members:
+            self.close(channel_id)
+        return members
 
     def close_owner(self, owner: Owner) -> list[int]:
         """Close every channel of a connection that went away; their ids."""
@@ -332,12 +347,12 @@ class ChannelManager:
         Standard channels get their own NewMiningJob (each has its own merkle root).  The
         extended channels of a group share one NewExtendedMiningJob sent to the group id.
         """
-        group = self._groups.get(owner) if grouped else None
         out: list[Outgoing] = []
         group_sent = False
         for channel in channels:
             job = channel.add_job(job_id, work)
-            if group is None or channel.standard:
+            group = channel.group_channel_id if grouped else 0
+            if not group:
                 out.append((owner, channel.job_message(job)))
             elif not group_sent:
                 out.append((owner, channel.job_message(job, to=group)))
@@ -346,13 +361,15 @@ class ChannelManager:
 
     def _activate(self, owner: Owner, channels: list[Channel], job_id: int, prev: PrevHash) -> list[Outgoing]:
         """Activate ``job_id`` on ``channels``: one SetNewPrevHash to their group, or one each."""
-        group = self._groups.get(owner)
         out: list[Outgoing] = []
+        group = 0
         for channel in channels:
             job = channel.activate(job_id, prev)
-            if group is None:
+            if channel.group_channel_id:
+                group = channel.group_channel_id
+            else:
                 out.append((owner, channel.prev_hash_message(job)))
-        if group is not None and channels:
+        if group:
             out.append((owner, SetNewPrevHash(group, job_id, prev.prev_hash, prev.min_ntime, prev.nbits)))
         return out
 

@@ -14,10 +14,11 @@ from twisted.logger import Logger
 
 from sv2proxy.bitcoin.address import Network, script_for_address
 from sv2proxy.codec.common import SetupConnection, SetupConnectionSuccess
-from sv2proxy.codec.constants import REQUIRES_STANDARD_JOBS
+from sv2proxy.codec.constants import ERROR_EXTENDED_CHANNELS_NOT_SUPPORTED_FOR_STANDARD_JOBS, REQUIRES_STANDARD_JOBS
 from sv2proxy.codec.framing import FrameDecoder
 from sv2proxy.codec.mining import (
     OpenExtendedMiningChannel,
+    OpenMiningChannelError,
     OpenStandardMiningChannel,
     SubmitSharesExtended,
     SubmitSharesStandard,
@@ -104,7 +105,12 @@ class StratumV2Server:
             grouped = not self._setups[peer_addr].flags & REQUIRES_STANDARD_JOBS
             replies = [m for _, m in manager.open_standard(peer_addr, message, now, grouped)]
         elif isinstance(message, OpenExtendedMiningChannel):
-            replies = [m for _, m in manager.open_extended(peer_addr, message, now)]
+            if self._setups[peer_addr].flags & REQUIRES_STANDARD_JOBS:
+                replies = [
+                    OpenMiningChannelError(message.request_id, ERROR_EXTENDED_CHANNELS_NOT_SUPPORTED_FOR_STANDARD_JOBS)
+                ]
+            else:
+                replies = [m for _, m in manager.open_extended(peer_addr, message, now)]
         elif isinstance(message, UpdateChannel):
             replies = [m for _, m in manager.update_channel(peer_addr, message, now)]
         elif isinstance(message, SubmitSharesStandard | SubmitSharesExtended):

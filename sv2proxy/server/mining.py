@@ -153,8 +153,11 @@ class MiningService(Service):
         self._deliver(self.manager.update_channel(owner, request, self.clock.seconds()))
 
     def close_channel(self, owner: MessageSink, channel_id: int) -> None:
+        """CloseChannel from a miner: one of its channels, or its group (all the members)."""
         if self.manager.channels.get(channel_id) is not None and self.manager.owner_of(channel_id) == owner:
             self.manager.close(channel_id)
+        else:
+            self.manager.close_group(owner, channel_id)
 
     def connection_lost(self, owner: MessageSink) -> None:
         self.manager.close_owner(owner)
@@ -225,7 +228,7 @@ class MiningService(Service):
         self.events.publish(
             MiningJobCreated(
                 job_id=job_id,
-                channel_ids=tuple(message.channel_id for _, message in out),  # type: ignore[attr-defined]
+                channel_ids=tuple(self.manager.channels),  # every channel gets every job
                 template_id=work.source_id,
                 future=work.future,
             )

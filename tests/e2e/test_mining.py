@@ -136,10 +136,13 @@ async def mine_through_the_daemon(tmp_path: Path) -> None:
         mining.new_prev_hash(1, PrevHash(hashlib.sha256(b"tip").digest(), int(reactor.seconds()) - 10, NBITS))
         std_job: NewMiningJob = await miner.expect(NewMiningJob)
         ext_job: NewExtendedMiningJob = await miner.expect(NewExtendedMiningJob)
-        # Both channels are in the connection's group: one SetNewPrevHash activates both.
-        prev = await miner.expect(SetNewPrevHash)
-        assert prev.channel_id == standard.group_channel_id == extended.group_channel_id != 0
+        # The extended channel is in the connection's group (jobs and activation go to the group);
+        # the standard channel has its own.
+        prevs = [await miner.expect(SetNewPrevHash), await miner.expect(SetNewPrevHash)]
+        assert extended.group_channel_id != 0 and standard.group_channel_id == 0
         assert ext_job.channel_id == extended.group_channel_id
+        assert {p.channel_id for p in prevs} == {standard.channel_id, extended.group_channel_id}
+        prev = next(p for p in prevs if p.channel_id == standard.channel_id)
 
         std_target = int.from_bytes(standard.target, "little")
         good = search(std_target, std_job.merkle_root, prev, std_job.version, want_valid=True)

@@ -251,22 +251,43 @@ def test_a_new_tip_reaches_each_channel_as_its_job_then_its_prev_hash():
         manager.new_tip(work(8, future=False), prev(b"x"))
 
 
-def test_a_connection_s_channels_share_one_group_and_one_broadcast():
+def test_a_connection_s_extended_channels_share_one_group_and_one_broadcast():
     manager = ChannelManager(easy_settings())
     out = [m for _, m in manager.open_extended("A", OpenExtendedMiningChannel(1, "w", 1.0, ANY, 4), NOW)]
     out += [m for _, m in manager.open_extended("A", OpenExtendedMiningChannel(2, "w", 1.0, ANY, 4), NOW)]
     out += [m for _, m in manager.open_standard("A", OpenStandardMiningChannel(3, "w", 1.0, ANY), NOW)]
     group = out[0].group_channel_id
-    assert group and {m.group_channel_id for m in out} == {group}
+    assert group and out[1].group_channel_id == group
+    assert out[2].group_channel_id == 0  # a standard channel has its own jobs: never in a group
     assert group not in {m.channel_id for m in out}  # group ids share the channel id space
     standard = out[2].channel_id
     job_id, sent = manager.new_tip(work(7), prev())
     assert [(type(m), m.channel_id) for _, m in sent] == [
         (NewExtendedMiningJob, group),  # one job for both extended channels
-        (NewMiningJob, standard),  # the standard channel has its own merkle root
-        (SetNewPrevHash, group),  # one activation for all three
+        (NewMiningJob, standard),  # the standard channel's own job, announced once
+        (SetNewPrevHash, standard),
+        (SetNewPrevHash, group),  # one activation for the group's members
     ]
     assert all(ch.jobs.active.job_id == job_id for ch in manager.channels.values())
+
+
+def test_close_channel_on_a_group_id_closes_its_members():
+    manager = ChannelManager(easy_settings())
+    first = manager.open_extended("A", OpenExtendedMiningChannel(1, "w", 1.0, ANY, 4), NOW)[0][1]
+    manager.open_extended("A", OpenExtendedMiningChannel(2, "w", 1.0, ANY, 4), NOW)
+    manager.open_standard("A", OpenStandardMiningChannel(3, "w", 1.0, ANY), NOW)
+    assert manager.close_group("B", first.group_channel_id) == []  # not B's group
+    assert len(manager.close_group("A", first.group_channel_id)) == 2
+    assert [manager.channels[cid].standard for cid in manager.channels] == [True]
+
+
+def test_ungrouped_channels_never_join_an_existing_group():
+    manager = ChannelManager(easy_settings())
+    manager.open_extended("A", OpenExtendedMiningChannel(1, "w", 1.0, ANY, 4), NOW)
+    ((_, late),) = manager.open_extended("A", OpenExtendedMiningChannel(2, "w", 1.0, ANY, 4), NOW, grouped=False)
+    assert late.group_channel_id == 0
+    _, sent = manager.new_tip(work(7), prev())
+    assert [m.channel_id for _, m in sent].count(late.channel_id) == 2  # its own job and prev hash
 
 
 def test_a_standard_jobs_only_connection_never_sees_a_group():

@@ -316,3 +316,15 @@ def test_a_difficulty_changed_event_retargets_channels(mining):
     assert sent(transport) == [SetTarget(second, target_to_u256(difficulty_to_target(0.5)))]
     mining.events.publish(MiningDifficultyChanged(difficulty=2.0))
     assert [m.channel_id for m in sent(transport)] == [first, second]
+
+
+def test_close_channel_on_the_group_id_closes_every_member(mining):
+    protocol, transport = set_up(mining)
+    for request_id in (1, 2):
+        protocol.dataReceived(OpenExtendedMiningChannel(request_id, "w", 1.0, ANY, 4).to_frame())
+    opened = sent(transport)
+    group = opened[0].group_channel_id
+    assert group and {m.group_channel_id for m in opened} == {group}
+    protocol.dataReceived(CloseChannel(group, "bye").to_frame())
+    assert mining.manager.channels == {}
+    assert not transport.disconnecting
