@@ -564,6 +564,11 @@ class CoinbaseConfig:
         DEMO_PAYOUT, optional(parse_payout), "ADDRESS, or {ADDRESS: PERCENT}; null: pool mode serves no jobs"
     )
     pool_tag: str = setting("/sv2proxy/", parse_text, "text put in every coinbase scriptSig")
+    solo: bool = setting(
+        False,
+        parse_bool,
+        "solo pool: usernames are ADDRESS or ADDRESS.WORKER and each miner's blocks pay its address in full",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -829,6 +834,11 @@ def _check_payout(config: Config, values: Mapping[str, _Value]) -> None:
     """Payout addresses must be valid for the node's chain; the pool tag must fit the coinbase."""
     from sv2proxy.bitcoin.address import Network, script_for_address
 
+    if config.coinbase.solo and config.node.template_provider is not None:
+        where = values["coinbase.solo"].where if "coinbase.solo" in values else "coinbase.solo"
+        raise ConfigError(
+            f"{where}: solo payouts need node.rpc_url; with a Template Provider they are not supported yet"
+        )
     if config.node.embedded and config.node.template_provider is not None:
         where = values["node.template_provider"].where if "node.template_provider" in values else "node"
         raise ConfigError(f"{where}: a Template Provider replaces the embedded demo node; set node.embedded: false")

@@ -25,7 +25,7 @@ from sv2proxy.errors import ConfigError
 from sv2proxy.events import EventBus
 from sv2proxy.noise.keys import AuthorityKey
 from sv2proxy.server.listener import sv2_miner_service
-from sv2proxy.server.mining import MiningService, pool_settings
+from sv2proxy.server.mining import MiningService, pool_settings, solo_payout
 from sv2proxy.template.found_blocks import FoundBlockJournal
 from sv2proxy.template.job_factory import JobFactory
 from sv2proxy.template.node_source import NodeJobSource
@@ -159,10 +159,11 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
 
         reactor = cast(IReactorCore, global_reactor)
     daemon = Daemon(options.loaded, reactor, authority=options.authority)
+    solo = solo_payout(Network.from_name(options.loaded.node.chain)) if options.loaded.coinbase.solo else None
     mining = MiningService(
         cast(IReactorTime, reactor),
         daemon.events,
-        pool_settings(options.loaded.mining),
+        pool_settings(options.loaded.mining, solo),
         keepalive_interval=options.loaded.mining.keepalive_interval,
     )
     daemon.add(mining, "mining")

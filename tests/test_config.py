@@ -127,6 +127,7 @@ def test_describe(_home: Path) -> None:
         "node.template_provider_key = null",
         "coinbase.payout = (('bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080', 100.0),)",
         "coinbase.pool_tag = /sv2proxy/",
+        "coinbase.solo = False",
     ]
 
 
@@ -162,6 +163,7 @@ def test_keys_help_and_option_names() -> None:
         "node.template_provider_key",
         "coinbase.payout",
         "coinbase.pool_tag",
+        "coinbase.solo",
     ]
     assert all(help_text(key) for key in keys())
     assert option_name("listen.sv2") == "--listen-sv2"

@@ -35,6 +35,7 @@ class Channel:
         "kind",
         "max_target",
         "nominal_hash_rate",
+        "payout",
         "rollable_size",
         "seen",
         "target",
@@ -67,6 +68,8 @@ class Channel:
         self.group_channel_id = group_channel_id
         self.jobs = JobStore(max_past_jobs)
         self.seen: dict[bytes, None] = {}
+        #: Solo-pool channels: the script their own blocks pay in full (None: the pool's payout).
+        self.payout: bytes | None = None
 
     @property
     def standard(self) -> bool:

@@ -46,6 +46,9 @@ class Work:
     future: bool
     #: For work that is not future: the ntime it starts at (a fresher one for keepalive jobs).
     min_ntime: int | None = None
+    #: The script this work's coinbase pays in full (solo-pool channels), or None for the
+    #: configured payout; the block sink needs it to rebuild the block.
+    payout: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 
 from sv2proxy.bitcoin.target import target_to_difficulty, target_to_u256, u256_to_target
 from sv2proxy.codec.constants import (
     ERROR_INVALID_CHANNEL_ID,
     ERROR_INVALID_NOMINAL_HASHRATE,
+    ERROR_INVALID_USER_IDENTITY,
     ERROR_MAX_TARGET_OUT_OF_RANGE,
     ERROR_MIN_EXTRANONCE_SIZE_TOO_LARGE,
 )
@@ -51,6 +52,8 @@ from sv2proxy.pool.vardiff import Vardiff, VardiffConfig, initial_difficulty_for
 
 Owner = Hashable
 Outgoing = tuple[Owner, Message]
+#: Builds the variant of a unit of work whose coinbase pays ``payout`` in full (solo pools).
+WorkVariant = Callable[[bytes], Work]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,9 @@ class PoolSettings:
     share_batch_size: int = 10
     share_batch_window: float = 1.0
     max_channels_per_owner: int = 256
+    #: Solo pool: the script a username pays (ValueError: not an acceptable address), or None
+    #: when every channel mines for the pool's payout.
+    payout_for: Callable[[str], bytes] | None = None
 
 
 @dataclass(slots=True)
@@ -72,6 +78,7 @@ class _Current:
     job_id: int
     work: Work
     prev: PrevHash | None
+    variant: WorkVariant | None = None
 
 
 class ChannelManager:
@@ -90,7 +97,7 @@ class ChannelManager:
         self._next_channel_id = 1
         self._next_job_id = 1
         # source id (template id / upstream job id) -> pool job id, for prev-hash activation.
-        self._jobs_by_source: dict[int, tuple[int, Work]] = {}
+        self._jobs_by_source: dict[int, tuple[int, Work, WorkVariant | None]] = {}
         self._current: _Current | None = None
         self._prev: PrevHash | None = None
 
@@ -126,6 +133,12 @@ class ChannelManager:
         refuse = request.request_id
         if len(self._by_owner.get(owner, ())) >= self.settings.max_channels_per_owner:
             return [(owner, OpenMiningChannelError(refuse, ERROR_CAPACITY_EXHAUSTED))]
+        payout = None
+        if self.settings.payout_for is not None:
+            try:
+                payout = self.settings.payout_for(request.user_identity)
+            except ValueError:
+                return [(owner, OpenMiningChannelError(refuse, ERROR_INVALID_USER_IDENTITY))]
         hash_rate = request.nominal_hash_rate
         if not (math.isfinite(hash_rate) and hash_rate >= 0):
             return [(owner, OpenMiningChannelError(refuse, ERROR_INVALID_NOMINAL_HASHRATE))]
@@ -154,7 +167,8 @@ class ChannelManager:
         # applies to every member, and a standard member already has its own NewMiningJob
         # (announcing one job id twice on a channel is not allowed), so standard channels and
         # channels of standard-jobs-only connections stay out of groups.
-        in_group = grouped and not standard
+        # A solo channel's coinbase is its own, so its jobs can never be a group's either.
+        in_group = grouped and not standard and payout is None
         if in_group and owner not in self._groups:
             # Group ids share the channel id space (SPEC 05 §5.2), so they come from the same counter.
             self._groups[owner] = self._new_channel_id()
@@ -174,6 +188,7 @@ class ChannelManager:
             group_channel_id=self._groups[owner] if in_group else 0,
             max_past_jobs=self.settings.max_past_jobs,
         )
+        channel.payout = payout
         self.channels[channel_id] = channel
         self._owners[channel_id] = owner
         self._by_owner.setdefault(owner, set()).add(channel_id)
@@ -196,7 +211,8 @@ class ChannelManager:
         current = self._current
         if current is None or current.prev is None:
             return
-        job = channel.add_job(current.job_id, dataclasses.replace(current.work, future=True))
+        work = self._work_of(channel, current.work, current.variant, {})
+        job = channel.add_job(current.job_id, dataclasses.replace(work, future=True))
         yield owner, channel.job_message(job)
         channel.activate(current.job_id, current.prev)
         yield owner, channel.prev_hash_message(job)
@@ -270,21 +286,27 @@ class ChannelManager:
 
     # -- work -------------------------------------------------------------------------------
 
-    def new_work(self, work: Work) -> tuple[int, list[Outgoing]]:
-        """Give ``work`` to every channel; its pool-wide job id and the job messages."""
+    def new_work(self, work: Work, variant: WorkVariant | None = None) -> tuple[int, list[Outgoing]]:
+        """Give ``work`` to every channel; its pool-wide job id and the job messages.
+
+        ``variant(payout)`` builds the same work paying a solo-pool channel's own script.
+        """
         if not work.future and self._prev is None:
             raise MiningJobError("work that is not future needs a prev hash first")
         job_id = self._next_job_id
         self._next_job_id += 1
-        self._jobs_by_source[work.source_id] = (job_id, work)
+        self._jobs_by_source[work.source_id] = (job_id, work, variant)
         if not work.future:
-            self._current = _Current(job_id, work, self._prev)
+            self._current = _Current(job_id, work, self._prev, variant)
         out: list[Outgoing] = []
+        variants: dict[bytes, Work] = {}
         for owner, channels in self._owned_channels():
-            out += self._jobs_for(owner, channels, job_id, work)
+            out += self._jobs_for(owner, channels, job_id, work, variant, variants)
         return job_id, out
 
-    def new_tip(self, work: Work, prev: PrevHash) -> tuple[int, list[Outgoing]]:
+    def new_tip(
+        self, work: Work, prev: PrevHash, variant: WorkVariant | None = None
+    ) -> tuple[int, list[Outgoing]]:
         """Future ``work`` and the prev hash that activates it, connection by connection.
 
         The same messages as :meth:`new_work` then :meth:`new_prev_hash`, but each connection
@@ -295,12 +317,13 @@ class ChannelManager:
             raise MiningJobError("a new tip needs future work")
         job_id = self._next_job_id
         self._next_job_id += 1
-        self._jobs_by_source = {work.source_id: (job_id, work)}
+        self._jobs_by_source = {work.source_id: (job_id, work, variant)}
         self._prev = prev
-        self._current = _Current(job_id, work, prev)
+        self._current = _Current(job_id, work, prev, variant)
         out: list[Outgoing] = []
+        variants: dict[bytes, Work] = {}
         for owner, channels in self._owned_channels():
-            out += self._jobs_for(owner, channels, job_id, work)
+            out += self._jobs_for(owner, channels, job_id, work, variant, variants)
             out += self._activate(owner, channels, job_id, prev)
         return job_id, out
 
@@ -315,23 +338,31 @@ class ChannelManager:
         if current is None or current.prev is None:
             return None
         ntime = max(int(now), current.prev.min_ntime)
-        return self.new_work(dataclasses.replace(current.work, future=False, min_ntime=ntime))
+        variant = current.variant
+        fresh_variant: WorkVariant | None = None
+        if variant is not None:
+
+            def fresh_variant(payout: bytes) -> Work:
+                return dataclasses.replace(variant(payout), future=False, min_ntime=ntime)
+
+        return self.new_work(dataclasses.replace(current.work, future=False, min_ntime=ntime), fresh_variant)
 
     def new_prev_hash(self, source_id: int, prev: PrevHash) -> list[Outgoing]:
         """A new chain tip activating the future work ``source_id`` on every channel."""
         entry = self._jobs_by_source.get(source_id)
         if entry is None or not entry[1].future:
             raise MiningJobError(f"no future work {source_id} to activate")
-        job_id, work = entry
+        job_id, work, variant = entry
         self._prev = prev
-        self._current = _Current(job_id, work, prev)
+        self._current = _Current(job_id, work, prev, variant)
         # Work for older tips can never be activated again.
         self._jobs_by_source = {source_id: entry}
         out: list[Outgoing] = []
+        variants: dict[bytes, Work] = {}
         for owner, channels in self._owned_channels():
             # Channels opened after the work was announced get their job first.
             missing = [channel for channel in channels if not channel.jobs.has_future(job_id)]
-            out += self._jobs_for(owner, missing, job_id, work, grouped=False)
+            out += self._jobs_for(owner, missing, job_id, work, variant, variants, grouped=False)
             out += self._activate(owner, channels, job_id, prev)
         return out
 
@@ -339,18 +370,37 @@ class ChannelManager:
         for owner, channel_ids in self._by_owner.items():
             yield owner, [self.channels[cid] for cid in sorted(channel_ids)]
 
+    @staticmethod
+    def _work_of(channel: Channel, work: Work, variant: WorkVariant | None, variants: dict[bytes, Work]) -> Work:
+        """The work ``channel`` mines: ``work``, or its variant paying the channel's own script."""
+        payout = channel.payout
+        if payout is None or variant is None:
+            return work
+        mine = variants.get(payout)
+        if mine is None:
+            mine = variants[payout] = variant(payout)
+        return mine
+
     def _jobs_for(
-        self, owner: Owner, channels: list[Channel], job_id: int, work: Work, grouped: bool = True
+        self,
+        owner: Owner,
+        channels: list[Channel],
+        job_id: int,
+        work: Work,
+        variant: WorkVariant | None,
+        variants: dict[bytes, Work],
+        grouped: bool = True,
     ) -> list[Outgoing]:
         """Add the job to ``channels``; the messages announcing it to their connection.
 
-        Standard channels get their own NewMiningJob (each has its own merkle root).  The
-        extended channels of a group share one NewExtendedMiningJob sent to the group id.
+        Standard and solo channels get their own job message (their coinbase or merkle root is
+        their own).  The extended channels of a group, which all mine the pool's work, share one
+        NewExtendedMiningJob sent to the group id.
         """
         out: list[Outgoing] = []
         group_sent = False
         for channel in channels:
-            job = channel.add_job(job_id, work)
+            job = channel.add_job(job_id, self._work_of(channel, work, variant, variants))
             group = channel.group_channel_id if grouped else 0
             if not group:
                 out.append((owner, channel.job_message(job)))

@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from sv2proxy.bitcoin.address import Network, script_for_address
 from sv2proxy.bitcoin.hashing import display_hex
 from sv2proxy.bitcoin.target import target_to_difficulty
 from sv2proxy.codec.message import Message
@@ -33,7 +34,7 @@ from sv2proxy.config import MiningConfig
 from sv2proxy.events import BlockMined, EventBus, MiningDifficultyChanged, MiningJobCreated, ShareSubmitted
 from sv2proxy.pool.extranonce import ExtranonceLayout
 from sv2proxy.pool.jobs import PrevHash, Work
-from sv2proxy.pool.manager import ChannelManager, Outgoing, PoolSettings
+from sv2proxy.pool.manager import ChannelManager, Outgoing, PoolSettings, WorkVariant
 from sv2proxy.pool.vardiff import VardiffConfig
 
 log = Logger()
@@ -46,9 +47,20 @@ TICK_INTERVAL = 0.5
 DELIVERY_CHUNK = 256
 
 
-def pool_settings(mining: MiningConfig) -> PoolSettings:
+def solo_payout(network: Network) -> Callable[[str], bytes]:
+    """For a solo pool: the script a username (ADDRESS or ADDRESS.WORKER) pays; ValueError if none."""
+
+    def payout_for(user_identity: str) -> bytes:
+        address = user_identity.split(".", 1)[0].strip()
+        return script_for_address(address, network)
+
+    return payout_for
+
+
+def pool_settings(mining: MiningConfig, payout_for: Callable[[str], bytes] | None = None) -> PoolSettings:
     """The pool's settings from the ``mining`` section of the configuration."""
     return PoolSettings(
+        payout_for=payout_for,
         layout=ExtranonceLayout(mining.extranonce_size, mining.channel_prefix_size),
         vardiff=VardiffConfig(
             shares_per_minute=mining.shares_per_minute,
@@ -73,6 +85,7 @@ class FoundBlock:
     block_hash: bytes  # raw SHA256d of the header
     worker: str
     channel_id: int
+    payout: bytes | None = None  # the solo script the coinbase pays in full, if not the pool's
 
 
 class BlockSink(TypingProtocol):
@@ -182,7 +195,9 @@ class MiningService(Service):
             )
         )
         if result.is_block and job is not None:
-            self._block_found(channel.user_identity, share, job.extranonce_prefix, result.hash, job.work.source_id)
+            self._block_found(
+                channel.user_identity, share, job.extranonce_prefix, result.hash, job.work.source_id, job.work.payout
+            )
 
     def _block_found(
         self,
@@ -191,10 +206,19 @@ class MiningService(Service):
         prefix: bytes,
         block_hash: bytes,
         source_id: int,
+        payout: bytes | None = None,
     ) -> None:
         rolled = share.extranonce if isinstance(share, SubmitSharesExtended) else b""
         found = FoundBlock(
-            source_id, prefix + rolled, share.version, share.ntime, share.nonce, block_hash, worker, share.channel_id
+            source_id,
+            prefix + rolled,
+            share.version,
+            share.ntime,
+            share.nonce,
+            block_hash,
+            worker,
+            share.channel_id,
+            payout,
         )
         log.info(
             "BLOCK found by {worker} on channel {channel_id}: {hash}",
@@ -220,9 +244,9 @@ class MiningService(Service):
 
     # -- from job sources -----------------------------------------------------------------
 
-    def new_work(self, work: Work) -> int:
-        """Send ``work`` to every channel; returns its job id."""
-        job_id, out = self.manager.new_work(work)
+    def new_work(self, work: Work, variant: WorkVariant | None = None) -> int:
+        """Send ``work`` to every channel (``variant`` for solo channels); returns its job id."""
+        job_id, out = self.manager.new_work(work, variant)
         self._last_work_at = self.clock.seconds()
         self._deliver(out)
         self.events.publish(
@@ -235,9 +259,9 @@ class MiningService(Service):
         )
         return job_id
 
-    def new_tip(self, work: Work, prev: PrevHash) -> int:
+    def new_tip(self, work: Work, prev: PrevHash, variant: WorkVariant | None = None) -> int:
         """A new chain tip: each channel gets its job and SetNewPrevHash together."""
-        job_id, out = self.manager.new_tip(work, prev)
+        job_id, out = self.manager.new_tip(work, prev, variant)
         self._last_work_at = self.clock.seconds()
         self._deliver(out)
         self.events.publish(

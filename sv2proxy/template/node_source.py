@@ -14,6 +14,7 @@ restart.  Every answer (``duplicate``, ``inconclusive``, ``high-hash``, ...) is 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from twisted.web.client import HTTPConnectionPool
 from sv2proxy.bitcoin.hashing import display_hex
 from sv2proxy.errors import MiningJobError
 from sv2proxy.events import BlockTemplateUpdated, EventBus
+from sv2proxy.pool.jobs import Work
 from sv2proxy.server.mining import FoundBlock, MiningService
 from sv2proxy.template.block_template import BlockTemplate
 from sv2proxy.template.found_blocks import FoundBlockJournal
@@ -41,8 +43,9 @@ log = Logger()
 
 LONGPOLL_TIMEOUT = 120.0
 MAX_RETRY_DELAY = 30.0
-#: Templates kept for rebuilding blocks: shares may arrive for jobs a little older than the newest.
-MAX_ASSEMBLERS = 32
+#: How many of the newest templates keep their assemblers (one per solo payout each): shares
+#: may arrive for jobs a little older than the newest.
+KEPT_TEMPLATES = 32
 
 
 class NodeJobSource(Service):
@@ -75,7 +78,7 @@ class NodeJobSource(Service):
         self._tasks: set[Deferred[None]] = set()
         self.template: BlockTemplate | None = None
         self._source_ids = itertools.count(1)
-        self._assemblers: OrderedDict[int, BlockAssembler] = OrderedDict()
+        self._assemblers: OrderedDict[tuple[int, bytes | None], BlockAssembler] = OrderedDict()
         self._fetching: Deferred[Any] | None = None
         self._loop: Deferred[None] | None = None
         self._tip_poll = LoopingCall(self._poll_tip)
@@ -188,12 +191,21 @@ class NodeJobSource(Service):
         source_id = next(self._source_ids)
         new_tip = self.template is None or template.prev_hash != self.template.prev_hash
         work, assembler = self.factory.work_for(template, future=new_tip, source_id=source_id)
-        self._assemblers[source_id] = assembler
-        while len(self._assemblers) > MAX_ASSEMBLERS:
+        self._assemblers[(source_id, None)] = assembler
+        while self._assemblers and next(iter(self._assemblers))[0] <= source_id - KEPT_TEMPLATES:
             self._assemblers.popitem(last=False)
         self.template = template
+
+        def variant(payout: bytes) -> Work:
+            # A solo channel's coinbase pays its own script: same template, its own assembler.
+            solo, solo_assembler = self.factory.work_for(
+                template, future=new_tip, source_id=source_id, payout_script=payout
+            )
+            self._assemblers[(source_id, payout)] = solo_assembler
+            return dataclasses.replace(solo, payout=payout)
+
         if new_tip:
-            self.mining.new_tip(work, self.factory.prev_hash_for(template))
+            self.mining.new_tip(work, self.factory.prev_hash_for(template), variant)
             log.info(
                 "new block template height={height} prev={prev} txs={txs} value={value}",
                 height=template.height,
@@ -202,7 +214,7 @@ class NodeJobSource(Service):
                 value=template.coinbase_value,
             )
         else:
-            self.mining.new_work(work)
+            self.mining.new_work(work, variant)
         self.events.publish(BlockTemplateUpdated(template, template_id=source_id, clean=new_tip))
 
     async def _check_tip(self) -> None:
@@ -229,7 +241,7 @@ class NodeJobSource(Service):
 
     def block_found(self, block: FoundBlock) -> None:
         """A miner found a block: rebuild it, make it durable, submit it until answered."""
-        assembler = self._assemblers.get(block.source_id)
+        assembler = self._assemblers.get((block.source_id, block.payout))
         if assembler is None:
             log.critical(
                 "cannot rebuild block {hash}: its template {source} is no longer kept",

@@ -245,3 +245,44 @@ async def test_the_daemon_mines_through_a_template_provider(tmp_path: Path):
         await stop(miners, daemon)
         await provider.stop()
         await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_solo_pool_pays_each_miner_its_own_address(tmp_path: Path):
+    import base58
+
+    mine = base58.b58encode_check(b"\x6f" + bytes(range(20))).decode()  # a regtest P2PKH address
+    node = RegtestNode(tmp_path / "node", reactor, rpcuser="test", rpcpassword="secret")
+    await node.start()
+    config = tmp_path / "solo-pool.yaml"
+    config.write_text(
+        f"data_dir: {tmp_path / 'data'}\n"
+        "listen:\n  sv2: 127.0.0.1:0\n"
+        f"node:\n  embedded: false\n  rpc_url: {node.rpc_url}\n  chain: regtest\n"
+        "  rpc_user: test\n  rpc_password: secret\n"
+        f"coinbase:\n  payout: {PAYOUT}\n  solo: true\n"
+        "mining:\n  min_difficulty: 0.000001\n  share_batch_size: 1\n"
+    )
+    options = Options()
+    options.parseOptions(["--config", str(config)])
+    daemon = makeService(options, reactor)
+    daemon.privilegedStartService()
+    daemon.startService()
+    refused = MiningDeviceFactory(reactor, "not-an-address")
+    miners = MiningDeviceFactory(reactor, f"{mine}.rig7", pause=0.05, nonces_per_slice=8)
+    try:
+        height = node.height
+        await connect(refused, daemon, options)
+        await connect(miners, daemon, options)
+        await until(lambda: node.height >= height + 1)
+        block = await rpc(node, "getblock", await rpc(node, "getblockhash", height + 1), 2)
+        outputs = block["tx"][0]["vout"]
+        paid = [out for out in outputs if out["scriptPubKey"].get("address") == mine]
+        assert paid and round(paid[0]["value"] * 100_000_000) == 5_000_000_000  # the whole reward
+        assert not any(out["scriptPubKey"].get("address") == PAYOUT for out in outputs)
+        assert refused.device is None or refused.device.channel_id is None  # its channel was refused
+    finally:
+        await stop(refused, daemon)
+        if miners.device is not None and miners.device.transport is not None:
+            miners.device.transport.loseConnection()
+        await node.stop()

@@ -299,3 +299,45 @@ def test_a_standard_jobs_only_connection_never_sees_a_group():
         (NewMiningJob, success.channel_id),
         (SetNewPrevHash, success.channel_id),
     ]
+
+
+def _solo_settings():
+    from sv2proxy.bitcoin.address import Network
+    from sv2proxy.server.mining import solo_payout
+
+    return PoolSettings(
+        layout=ExtranonceLayout(8, 2),
+        vardiff=VardiffConfig(min_difficulty=1e-9),
+        payout_for=solo_payout(Network.REGTEST),
+    )
+
+
+SOLO = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+
+
+def test_solo_channels_mine_their_own_work_and_bad_usernames_are_refused():
+    manager = ChannelManager(_solo_settings())
+    assert manager.open_extended("A", OpenExtendedMiningChannel(1, "not-an-address", 1.0, ANY, 4), NOW) == [
+        ("A", OpenMiningChannelError(1, "invalid-user-identity"))
+    ]
+    assert manager.open_extended(
+        "A", OpenExtendedMiningChannel(2, "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", 1.0, ANY, 4), NOW
+    ) == [
+        ("A", OpenMiningChannelError(2, "invalid-user-identity"))  # a mainnet address on regtest
+    ]
+    ((_, first),) = manager.open_extended("A", OpenExtendedMiningChannel(3, f"{SOLO}.rig1", 1.0, ANY, 4), NOW)
+    ((_, second),) = manager.open_extended("A", OpenExtendedMiningChannel(4, f"{SOLO}.rig2", 1.0, ANY, 4), NOW)
+    assert first.group_channel_id == second.group_channel_id == 0  # solo coinbases are their own
+
+    built = []
+
+    def variant(payout: bytes) -> Work:
+        built.append(payout)
+        return Work(7, 0x20000000, True, b"solo-head" + payout, b"tail", PATH, True, None, payout)
+
+    _, sent = manager.new_tip(work(7), prev(), variant)
+    jobs = [m for _, m in sent if isinstance(m, NewExtendedMiningJob)]
+    assert [j.channel_id for j in jobs] == [first.channel_id, second.channel_id]
+    assert all(j.coinbase_tx_prefix.startswith(b"solo-head") for j in jobs)
+    assert len(built) == 1  # one variant per payout, shared by the channels that pay it
+    assert manager.channels[first.channel_id].jobs.active.work.payout == built[0]
