@@ -291,22 +291,27 @@ class ChannelManager:
 
         ``variant(payout)`` builds the same work paying a solo-pool channel's own script.
         """
+        return self._new_work(work, variant, variant)
+
+    def _new_work(
+        self, work: Work, variant: WorkVariant | None, origin: WorkVariant | None
+    ) -> tuple[int, list[Outgoing]]:
+        # ``origin`` is the template's own variant, kept as the current one: keepalives wrap it,
+        # never a previous keepalive's wrapper (which would nest without end on a quiet chain).
         if not work.future and self._prev is None:
             raise MiningJobError("work that is not future needs a prev hash first")
         job_id = self._next_job_id
         self._next_job_id += 1
-        self._jobs_by_source[work.source_id] = (job_id, work, variant)
+        self._jobs_by_source[work.source_id] = (job_id, work, origin)
         if not work.future:
-            self._current = _Current(job_id, work, self._prev, variant)
+            self._current = _Current(job_id, work, self._prev, origin)
         out: list[Outgoing] = []
         variants: dict[bytes, Work] = {}
         for owner, channels in self._owned_channels():
             out += self._jobs_for(owner, channels, job_id, work, variant, variants)
         return job_id, out
 
-    def new_tip(
-        self, work: Work, prev: PrevHash, variant: WorkVariant | None = None
-    ) -> tuple[int, list[Outgoing]]:
+    def new_tip(self, work: Work, prev: PrevHash, variant: WorkVariant | None = None) -> tuple[int, list[Outgoing]]:
         """Future ``work`` and the prev hash that activates it, connection by connection.
 
         The same messages as :meth:`new_work` then :meth:`new_prev_hash`, but each connection
@@ -345,7 +350,7 @@ class ChannelManager:
             def fresh_variant(payout: bytes) -> Work:
                 return dataclasses.replace(variant(payout), future=False, min_ntime=ntime)
 
-        return self.new_work(dataclasses.replace(current.work, future=False, min_ntime=ntime), fresh_variant)
+        return self._new_work(dataclasses.replace(current.work, future=False, min_ntime=ntime), fresh_variant, variant)
 
     def new_prev_hash(self, source_id: int, prev: PrevHash) -> list[Outgoing]:
         """A new chain tip activating the future work ``source_id`` on every channel."""

@@ -341,3 +341,20 @@ def test_solo_channels_mine_their_own_work_and_bad_usernames_are_refused():
     assert all(j.coinbase_tx_prefix.startswith(b"solo-head") for j in jobs)
     assert len(built) == 1  # one variant per payout, shared by the channels that pay it
     assert manager.channels[first.channel_id].jobs.active.work.payout == built[0]
+
+
+def test_keepalives_on_a_quiet_chain_never_nest_solo_variants():
+    manager = ChannelManager(_solo_settings())
+    manager.open_extended("A", OpenExtendedMiningChannel(1, f"{SOLO}.rig1", 1.0, ANY, 4), NOW)
+
+    def variant(payout: bytes) -> Work:
+        return Work(7, 0x20000000, True, b"solo-head", b"tail", PATH, True, None, payout)
+
+    manager.new_tip(work(7), prev(), variant)
+    for second in range(1, 2001):  # ~17 hours of 30 s keepalives without a new template
+        job_id, sent = manager.refresh_work(NOW + second)
+    (job,) = [m for _, m in sent if isinstance(m, NewExtendedMiningJob)]
+    assert job.coinbase_tx_prefix == b"solo-head" and job.min_ntime == int(NOW) + 2000
+    # A channel joining now still gets the solo work.
+    late = manager.open_extended("B", OpenExtendedMiningChannel(2, f"{SOLO}.rig2", 1.0, ANY, 4), NOW)
+    assert [m for _, m in late if isinstance(m, NewExtendedMiningJob)][0].coinbase_tx_prefix == b"solo-head"
