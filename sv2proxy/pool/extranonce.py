@@ -94,4 +94,27 @@ class ExtranonceAllocator:
 
     def standard_prefix(self, value: int) -> bytes:
         """The prefix of a standard channel: the whole extranonce, rollable part zeroed."""
-        return self.extended_prefix(value).ljust(self.layout.total_size, b"\0")
+        return self.prefix(value, 0)
+
+    def prefix(self, value: int, rollable_size: int) -> bytes:
+        """The prefix of a channel whose miner rolls ``rollable_size`` bytes.
+
+        fixed ‖ local, zero-padded so that prefix and rolled bytes fill the whole extranonce
+        (a Stratum V1 miner rolls exactly its extranonce2 size, a standard channel nothing).
+        """
+        size = self.layout.total_size - rollable_size
+        if rollable_size < 0 or size < self.layout.prefix_size:
+            raise ValueError(
+                f"{rollable_size} rollable bytes do not fit a {self.layout.total_size}-byte extranonce"
+                f" after a {self.layout.prefix_size}-byte prefix"
+            )
+        return self.extended_prefix(value).ljust(size, b"\0")
+
+    def rebase(self, layout: ExtranonceLayout) -> None:
+        """Move to a new fixed part and total size (a new upstream); live values stay live."""
+        if layout.local_size != self.layout.local_size:
+            raise ValueError(
+                f"the per-channel part cannot change size while channels live ({self.layout.local_size}"
+                f" -> {layout.local_size} bytes)"
+            )
+        self.layout = layout

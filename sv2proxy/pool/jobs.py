@@ -153,6 +153,16 @@ class JobStore:
         self.active = job
         return job
 
+    def retire_all(self) -> None:
+        """Every job is stale and there is no prev hash: the work's source is gone."""
+        for old in (self.active, *self._past.values(), *self._future.values()):
+            if old is not None:
+                self._mark_stale(old.job_id)
+        self._past.clear()
+        self._future.clear()
+        self.active = None
+        self.prev = None
+
     def lookup(self, job_id: int) -> ChannelJob | _Marker | None:
         """What a share for ``job_id`` meets.
 

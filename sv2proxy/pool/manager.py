@@ -29,11 +29,13 @@ from sv2proxy.codec.constants import (
 )
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
+    CloseChannel,
     OpenExtendedMiningChannel,
     OpenExtendedMiningChannelSuccess,
     OpenMiningChannelError,
     OpenStandardMiningChannel,
     OpenStandardMiningChannelSuccess,
+    SetExtranoncePrefix,
     SetNewPrevHash,
     SetTarget,
     SubmitSharesError,
@@ -51,6 +53,8 @@ from sv2proxy.pool.validation import ShareResult, validate_share
 from sv2proxy.pool.vardiff import Vardiff, VardiffConfig, initial_difficulty_for
 
 Owner = Hashable
+#: CloseChannel reason when a new upstream's extranonce space leaves a miner too few bytes.
+ERROR_EXTRANONCE_SPACE_CHANGED = "extranonce-space-changed"
 Outgoing = tuple[Owner, Message]
 #: Builds the variant of a unit of work whose coinbase pays ``payout`` in full (solo pools).
 WorkVariant = Callable[[bytes], Work]
@@ -90,6 +94,8 @@ class ChannelManager:
         self._extranonce = ExtranonceAllocator(self.settings.layout)
         self._owners: dict[int, Owner] = {}
         self._by_owner: dict[Owner, set[int]] = {}
+        # Extranonce values set aside for connections whose channel is not open yet.
+        self._reserved: dict[Owner, set[int]] = {}
         # Each connection that can take extended jobs has one group holding all its channels.
         self._groups: dict[Owner, int] = {}
         self._vardiff: dict[int, Vardiff] = {}
@@ -114,13 +120,39 @@ class ChannelManager:
         return self._open(owner, request, ChannelKind.STANDARD, now, grouped)
 
     def open_extended(
-        self, owner: Owner, request: OpenExtendedMiningChannel, now: float, grouped: bool = True
+        self,
+        owner: Owner,
+        request: OpenExtendedMiningChannel,
+        now: float,
+        grouped: bool = True,
+        rollable_size: int | None = None,
+        reserved: int | None = None,
     ) -> list[Outgoing]:
-        """OpenExtendedMiningChannel: Success then the current job, or OpenMiningChannel.Error."""
-        layout = self.settings.layout
-        if request.min_extranonce_size > layout.rollable_size:
+        """OpenExtendedMiningChannel: Success then the current job, or OpenMiningChannel.Error.
+
+        The miner rolls ``rollable_size`` bytes (default: all the layout leaves after the
+        prefix; a Stratum V1 miner: its extranonce2 size).  ``reserved`` is an extranonce value
+        :meth:`reserve` set aside for ``owner`` earlier.
+        """
+        available = self._extranonce.layout.rollable_size
+        size = available if rollable_size is None else rollable_size
+        if request.min_extranonce_size > size or size > available:
             return [(owner, OpenMiningChannelError(request.request_id, ERROR_MIN_EXTRANONCE_SIZE_TOO_LARGE))]
-        return self._open(owner, request, ChannelKind.EXTENDED, now, grouped)
+        return self._open(owner, request, ChannelKind.EXTENDED, now, grouped, size, reserved)
+
+    def reserve(self, owner: Owner) -> int:
+        """Set an extranonce value aside for ``owner`` before its channel opens; PoolError when full.
+
+        A Stratum V1 miner learns its extranonce1 at ``mining.subscribe`` but names its user
+        (and so, in a solo pool, its payout) only at ``mining.authorize``.
+        """
+        value = self._extranonce.allocate()
+        self._reserved.setdefault(owner, set()).add(value)
+        return value
+
+    def prefix_for(self, value: int, rollable_size: int) -> bytes:
+        """The extranonce prefix a channel with ``value`` gets when its miner rolls ``rollable_size`` bytes."""
+        return self._extranonce.prefix(value, rollable_size)
 
     def _open(
         self,
@@ -129,8 +161,12 @@ class ChannelManager:
         kind: ChannelKind,
         now: float,
         grouped: bool = True,
+        rollable_size: int = 0,
+        reserved: int | None = None,
     ) -> list[Outgoing]:
         refuse = request.request_id
+        if reserved is not None and reserved not in self._reserved.get(owner, ()):
+            raise PoolError(f"extranonce value {reserved} is not reserved for this connection")
         if len(self._by_owner.get(owner, ())) >= self.settings.max_channels_per_owner:
             return [(owner, OpenMiningChannelError(refuse, ERROR_CAPACITY_EXHAUSTED))]
         payout = None
@@ -157,10 +193,14 @@ class ChannelManager:
             )
         except ProtocolError as e:
             return [(owner, OpenMiningChannelError(refuse, e.error_code or ERROR_MAX_TARGET_OUT_OF_RANGE))]
-        try:
-            value = self._extranonce.allocate()
-        except PoolError:
-            return [(owner, OpenMiningChannelError(refuse, ERROR_CAPACITY_EXHAUSTED))]
+        if reserved is not None:
+            value = reserved
+            self._unreserve(owner, value)
+        else:
+            try:
+                value = self._extranonce.allocate()
+            except PoolError:
+                return [(owner, OpenMiningChannelError(refuse, ERROR_CAPACITY_EXHAUSTED))]
 
         standard = kind is ChannelKind.STANDARD
         # Groups hold a connection's extended channels: a group broadcast of an extended job
@@ -174,7 +214,7 @@ class ChannelManager:
             self._groups[owner] = self._new_channel_id()
         channel_id = self._new_channel_id()
         allocator = self._extranonce
-        prefix = allocator.standard_prefix(value) if standard else allocator.extended_prefix(value)
+        prefix = allocator.prefix(value, rollable_size)
         channel = Channel(
             channel_id,
             kind,
@@ -182,7 +222,7 @@ class ChannelManager:
             hash_rate,
             value,
             prefix,
-            0 if standard else self.settings.layout.rollable_size,
+            rollable_size,
             vardiff.target,
             max_target,
             group_channel_id=self._groups[owner] if in_group else 0,
@@ -242,12 +282,56 @@ class ChannelManager:
             self.close(channel_id)
         return members
 
+    def _unreserve(self, owner: Owner, value: int) -> None:
+        reserved = self._reserved.get(owner)
+        if reserved is not None:
+            reserved.discard(value)
+            if not reserved:
+                del self._reserved[owner]
+
     def close_owner(self, owner: Owner) -> list[int]:
-        """Close every channel of a connection that went away; their ids."""
+        """Close every channel of a connection that went away (and free its reservations); their ids."""
+        for value in self._reserved.pop(owner, ()):
+            self._extranonce.release(value)
         gone = sorted(self._by_owner.get(owner, ()))
         for channel_id in gone:
             self.close(channel_id)
         return gone
+
+    def rebase(self, fixed: bytes, total_size: int) -> list[Outgoing]:
+        """A new extranonce space: ``fixed`` bytes first, ``total_size`` bytes in all.
+
+        In proxy mode these come from the upstream channel, and change when the daemon fails
+        over to another pool.  Every channel keeps its local bytes and the number of bytes its
+        miner rolls and is told its new prefix with SetExtranoncePrefix (it applies to jobs sent
+        after it); a channel whose miner rolls more than the new space leaves is closed.
+        PoolError when the space cannot even hold the per-channel bytes.
+        """
+        local_size = self._extranonce.layout.local_size
+        try:
+            layout = ExtranonceLayout(total_size, local_size, fixed)
+        except ValueError as e:
+            raise PoolError(
+                f"cannot use an extranonce space of {total_size} bytes after a {len(fixed)}-byte prefix: {e}"
+            ) from None
+        self._extranonce.rebase(layout)
+        out: list[Outgoing] = []
+        for channel_id, channel in list(self.channels.items()):
+            owner = self._owners[channel_id]
+            try:
+                prefix = self._extranonce.prefix(channel.extranonce_value, channel.rollable_size)
+            except ValueError:
+                self.close(channel_id)
+                out.append((owner, CloseChannel(channel_id, ERROR_EXTRANONCE_SPACE_CHANGED)))
+                continue
+            if prefix != channel.extranonce_prefix:
+                channel.extranonce_prefix = prefix
+                out.append((owner, SetExtranoncePrefix(channel_id, prefix)))
+        return out
+
+    def total_hash_rate(self) -> float:
+        """H/s all channels together do, as their shares say (what an upstream is told)."""
+        return sum(vardiff.estimated_hash_rate for vardiff in self._vardiff.values())
 
     def update_channel(self, owner: Owner, request: UpdateChannel, now: float) -> list[Outgoing]:
         """UpdateChannel: a lower maximum_target is honoured at once; answered with SetTarget."""
@@ -351,6 +435,37 @@ class ChannelManager:
                 return dataclasses.replace(variant(payout), future=False, min_ntime=ntime)
 
         return self._new_work(dataclasses.replace(current.work, future=False, min_ntime=ntime), fresh_variant, variant)
+
+    def refresh_channel(self, owner: Owner, channel_id: int, now: float) -> list[Outgoing]:
+        """The current work again, for one channel only, as a new job with a fresh ntime.
+
+        A Stratum V1 miner applies a new difficulty to the next job it gets; this is that job,
+        made with the channel's new target (its older jobs keep theirs, so shares in flight are
+        judged by what the miner was told).
+        """
+        channel = self._owned(owner, channel_id)
+        current = self._current
+        if channel is None or current is None or current.prev is None or channel.jobs.active is None:
+            return []
+        job_id = self._next_job_id
+        self._next_job_id += 1
+        ntime = max(int(now), current.prev.min_ntime)
+        work = self._work_of(channel, current.work, current.variant, {})
+        job = channel.add_job(job_id, dataclasses.replace(work, future=False, min_ntime=ntime))
+        return [(owner, channel.job_message(job))]
+
+    def drop_work(self) -> None:
+        """The job source lost its work (an upstream pool went away): every job is stale now.
+
+        Shares for those jobs are answered ``stale-share``; channels opened from now on get no
+        job until the next work and prev hash arrive.
+        """
+        self._current = None
+        self._prev = None
+        self._jobs_by_source = {}
+        for channel in self.channels.values():
+            channel.jobs.retire_all()
+            channel.seen.clear()
 
     def new_prev_hash(self, source_id: int, prev: PrevHash) -> list[Outgoing]:
         """A new chain tip activating the future work ``source_id`` on every channel."""

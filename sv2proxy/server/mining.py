@@ -35,6 +35,7 @@ from sv2proxy.events import BlockMined, EventBus, MiningDifficultyChanged, Minin
 from sv2proxy.pool.extranonce import ExtranonceLayout
 from sv2proxy.pool.jobs import PrevHash, Work
 from sv2proxy.pool.manager import ChannelManager, Outgoing, PoolSettings, WorkVariant
+from sv2proxy.pool.validation import ShareResult
 from sv2proxy.pool.vardiff import VardiffConfig
 
 log = Logger()
@@ -88,6 +89,28 @@ class FoundBlock:
     payout: bytes | None = None  # the solo script the coinbase pays in full, if not the pool's
 
 
+@dataclass(frozen=True, slots=True)
+class AcceptedShare:
+    """A share the pool accepted, as a share sink (an upstream pool) needs it."""
+
+    source_id: int  # the Work's source id: the upstream job id in proxy mode
+    extranonce: bytes  # the full extranonce: channel prefix (upstream prefix first) then the rolled bytes
+    version: int
+    ntime: int
+    nonce: int
+    share_hash: bytes  # raw SHA256d of the header
+    difficulty: float  # of the target the share was judged by
+    worker: str
+    channel_id: int
+    is_block: bool = False
+
+
+class ShareSink(TypingProtocol):
+    """Who else must see accepted shares (the upstream pool in proxy mode)."""
+
+    def share_accepted(self, share: AcceptedShare) -> None: ...
+
+
 class BlockSink(TypingProtocol):
     """Who submits found blocks (the node job source in pool mode)."""
 
@@ -117,11 +140,13 @@ class MiningService(Service):
         self.manager = ChannelManager(settings)
         self.keepalive_interval = keepalive_interval
         self.block_sink: BlockSink | None = None
+        self.share_sink: ShareSink | None = None
         self._last_work_at = 0.0
         self._unsubscribe: Callable[[], None] = lambda: None
         # Everything goes out through one FIFO, so a later message never overtakes an earlier one.
         self._outbox: deque[Outgoing] = deque()
         self._flush_call: IDelayedCall | None = None
+        self._flushing = False
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
 
@@ -153,14 +178,28 @@ class MiningService(Service):
         owner: MessageSink,
         request: OpenStandardMiningChannel | OpenExtendedMiningChannel,
         grouped: bool = True,
+        rollable_size: int | None = None,
+        reserved: int | None = None,
     ) -> None:
-        """Open a channel; ``grouped`` False for a connection that takes standard jobs only."""
+        """Open a channel; ``grouped`` False for a connection that takes standard jobs only.
+
+        Extended channels: ``rollable_size`` bytes for the miner to roll (default: all there
+        are), ``reserved`` an extranonce value from :meth:`reserve_extranonce`.
+        """
         now = self.clock.seconds()
         if isinstance(request, OpenStandardMiningChannel):
             out = self.manager.open_standard(owner, request, now, grouped)
         else:
-            out = self.manager.open_extended(owner, request, now, grouped)
+            out = self.manager.open_extended(owner, request, now, grouped, rollable_size, reserved)
         self._deliver(out)
+
+    def reserve_extranonce(self, owner: MessageSink) -> int:
+        """An extranonce value set aside for ``owner``'s channel-to-be; PoolError when none is left."""
+        return self.manager.reserve(owner)
+
+    def refresh_channel(self, owner: MessageSink, channel_id: int) -> None:
+        """Send one channel the current work as a new job (after its target changed)."""
+        self._deliver(self.manager.refresh_channel(owner, channel_id, self.clock.seconds()))
 
     def update_channel(self, owner: MessageSink, request: UpdateChannel) -> None:
         self._deliver(self.manager.update_channel(owner, request, self.clock.seconds()))
@@ -175,11 +214,12 @@ class MiningService(Service):
     def connection_lost(self, owner: MessageSink) -> None:
         self.manager.close_owner(owner)
 
-    def submit(self, owner: MessageSink, share: SubmitSharesStandard | SubmitSharesExtended) -> None:
+    def submit(self, owner: MessageSink, share: SubmitSharesStandard | SubmitSharesExtended) -> ShareResult | None:
+        """Judge a share and answer it; the result (None: not a channel of ``owner``)."""
         out, result = self.manager.submit(owner, share, self.clock.seconds())
         self._deliver(out)
         if result is None:
-            return
+            return None
         channel = self.manager.channels[share.channel_id]
         job = result.job
         difficulty = target_to_difficulty(job.target) if job is not None else 0.0
@@ -194,10 +234,29 @@ class MiningService(Service):
                 is_block=result.is_block,
             )
         )
+        if result.accepted and job is not None and self.share_sink is not None:
+            rolled = share.extranonce if isinstance(share, SubmitSharesExtended) else b""
+            accepted = AcceptedShare(
+                job.work.source_id,
+                job.extranonce_prefix + rolled,
+                share.version,
+                share.ntime,
+                share.nonce,
+                result.hash,
+                difficulty,
+                channel.user_identity,
+                share.channel_id,
+                result.is_block,
+            )
+            try:
+                self.share_sink.share_accepted(accepted)
+            except Exception:
+                log.failure("the share sink failed on a share of channel {channel_id}", channel_id=share.channel_id)
         if result.is_block and job is not None:
             self._block_found(
                 channel.user_identity, share, job.extranonce_prefix, result.hash, job.work.source_id, job.work.payout
             )
+        return result
 
     def _block_found(
         self,
@@ -226,7 +285,9 @@ class MiningService(Service):
             channel_id=share.channel_id,
             hash=display_hex(block_hash),
         )
-        if self.block_sink is None:
+        if self.block_sink is None and self.share_sink is not None:
+            log.info("block {hash} goes to the upstream pool with the share", hash=display_hex(block_hash))
+        elif self.block_sink is None:
             log.error(
                 "no block sink to submit block {hash} to: nothing in this daemon talks to a node",
                 hash=display_hex(block_hash),
@@ -279,6 +340,23 @@ class MiningService(Service):
         self._deliver(self.manager.new_prev_hash(source_id, prev))
         self._last_work_at = self.clock.seconds()
 
+    def set_extranonce_space(self, fixed: bytes, total_size: int) -> None:
+        """A new extranonce space (proxy mode: the upstream channel's prefix and size).
+
+        Channels are told their new prefixes (or closed when their miner rolls more bytes than
+        are left); call before giving out any work of the new space.  PoolError if it cannot
+        hold the per-channel bytes.
+        """
+        self._deliver(self.manager.rebase(fixed, total_size))
+
+    def drop_work(self) -> None:
+        """The job source lost its work (the upstream went away): every job is stale now."""
+        self.manager.drop_work()
+
+    def total_hash_rate(self) -> float:
+        """H/s all channels together do, as their shares say."""
+        return self.manager.total_hash_rate()
+
     # -- internals ------------------------------------------------------------------------
 
     def _tick(self) -> None:
@@ -296,18 +374,26 @@ class MiningService(Service):
 
     def _deliver(self, out: Iterable[Outgoing]) -> None:
         self._outbox.extend(out)
-        if self._flush_call is None:
+        if self._flush_call is None and not self._flushing:
             self._flush()
 
     def _flush(self, schedule: bool = True) -> None:
         self._flush_call = None
         outbox = self._outbox
-        for _ in range(min(DELIVERY_CHUNK, len(outbox))):
-            owner, message = outbox.popleft()
-            try:
-                owner.sendMessage(message)  # type: ignore[attr-defined]
-            except Exception:
-                # One broken connection must not stop delivery to the others.
-                log.failure("cannot send {message} to {owner!r}", message=type(message).__name__, owner=owner)
-        if outbox and schedule:
+        # An owner may call back into the service while we deliver to it (a Stratum V1 miner
+        # asks for a fresh job when told a new target): its messages join the queue, in order.
+        self._flushing = True
+        try:
+            for _ in range(DELIVERY_CHUNK):
+                if not outbox:
+                    break
+                owner, message = outbox.popleft()
+                try:
+                    owner.sendMessage(message)  # type: ignore[attr-defined]
+                except Exception:
+                    # One broken connection must not stop delivery to the others.
+                    log.failure("cannot send {message} to {owner!r}", message=type(message).__name__, owner=owner)
+        finally:
+            self._flushing = False
+        if outbox and schedule and self._flush_call is None:
             self._flush_call = self.clock.callLater(0, self._flush)

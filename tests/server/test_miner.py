@@ -19,6 +19,7 @@ from sv2proxy.codec import (
     SetCustomMiningJob,
     SetCustomMiningJobError,
     SetNewPrevHash,
+    SetTarget,
     SetupConnection,
     SetupConnectionError,
     SetupConnectionSuccess,
@@ -27,7 +28,7 @@ from sv2proxy.codec import (
     SubmitSharesStandard,
     SubmitSharesSuccess,
 )
-from sv2proxy.events import Event, EventBus, ShareSubmitted
+from sv2proxy.events import Event, EventBus, MiningDifficultyChanged, ShareSubmitted
 from sv2proxy.pool.extranonce import ExtranonceLayout
 from sv2proxy.pool.jobs import PrevHash, Work
 from sv2proxy.pool.manager import PoolSettings
@@ -328,3 +329,63 @@ def test_close_channel_on_the_group_id_closes_every_member(mining):
     protocol.dataReceived(CloseChannel(group, "bye").to_frame())
     assert mining.manager.channels == {}
     assert not transport.disconnecting
+
+
+def test_accepted_shares_reach_the_share_sink_with_their_full_extranonce(mining):
+    shares = []
+
+    class Sink:
+        def share_accepted(self, share):
+            shares.append(share)
+
+    mining.share_sink = Sink()
+    protocol, transport = set_up(mining)
+    protocol.dataReceived(OpenExtendedMiningChannel(3, "carol", 1.0, ANY, 4).to_frame())
+    success = sent(transport)[0]
+    job_id = mining.new_work(WORK)
+    mining.new_prev_hash(1, PREV)
+    sent(transport)
+    channel = mining.manager.channels[success.channel_id]
+    for nonce in range(10_000):
+        result = validate_share(channel, job_id, nonce, NOW, 0x20000000, b"\x05" * 6, NOW)
+        channel.seen.clear()
+        if result.accepted:
+            break
+    share = SubmitSharesExtended(success.channel_id, 0, job_id, nonce, NOW, 0x20000000, b"\x05" * 6)
+    assert mining.submit(protocol, share).accepted
+    assert mining.submit(protocol, share).error_code == "duplicate-share"  # only accepted ones go on
+    (accepted,) = shares
+    assert (accepted.source_id, accepted.extranonce, accepted.nonce, accepted.worker, accepted.is_block) == (
+        1,
+        success.extranonce_prefix + b"\x05" * 6,
+        nonce,
+        "carol",
+        False,
+    )
+    assert accepted.share_hash == result.hash and accepted.difficulty > 0
+
+
+def test_an_owner_calling_back_while_being_delivered_to_keeps_the_order(mining):
+    order = []
+
+    class Owner:
+        def sendMessage(self, message):  # noqa: N802
+            order.append(type(message).__name__)
+            if isinstance(message, SetTarget):
+                # What a Stratum V1 miner does on a new target: ask for a fresh job at once.
+                mining.refresh_channel(self, message.channel_id)
+
+    owner = Owner()
+    mining.open_channel(owner, OpenExtendedMiningChannel(1, "dave", 1.0, ANY, 2), grouped=False)
+    mining.new_work(WORK)
+    mining.new_prev_hash(1, PREV)
+    channel_id = next(iter(mining.manager.channels))
+    mining.events.publish(MiningDifficultyChanged(8.0, channel_id))
+    assert order == [
+        "OpenExtendedMiningChannelSuccess",
+        "NewExtendedMiningJob",
+        "SetNewPrevHash",
+        "SetTarget",
+        "NewExtendedMiningJob",
+    ]
+    mining.connection_lost(owner)
