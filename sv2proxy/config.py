@@ -251,8 +251,7 @@ _ENDPOINT_TYPES: Mapping[str, tuple[frozenset[str], str]] = MappingProxyType(
         "tcp": (_TCP_KEYWORDS, "tcp:PORT[:interface=ADDRESS]"),
         "tcp6": (_TCP_KEYWORDS, "tcp6:PORT[:interface=ADDRESS]"),
         "ssl": (
-            _TCP_KEYWORDS
-            | {"privateKey", "certKey", "extraCertChain", "sslmethod", "dhParameters"},
+            _TCP_KEYWORDS | {"privateKey", "certKey", "extraCertChain", "sslmethod", "dhParameters"},
             "ssl:PORT:privateKey=FILE[:certKey=FILE]",
         ),
         "unix": (frozenset({"address", "mode", "backlog", "lockfile"}), "unix:PATH"),
@@ -403,9 +402,7 @@ class NoiseConfig:
     authority_key_file: Path | None = setting(
         None, optional(parse_path), "authority secret key file; null => DATA_DIR/authority.key"
     )
-    certificate_validity: int = setting(
-        3600, parse_positive_int, "seconds each signed certificate is valid"
-    )
+    certificate_validity: int = setting(3600, parse_positive_int, "seconds each signed certificate is valid")
     handshake_timeout: float = setting(
         10, parse_positive_number, "seconds a client has to complete the Noise handshake"
     )
@@ -451,14 +448,15 @@ class MiningConfig:
     channel_prefix_size: int = setting(
         4, parse_byte_count(1, 8), "bytes of the extranonce that tell channels apart (256**N live channels)"
     )
-    max_channels_per_connection: int = setting(
-        256, parse_positive_int, "channels one miner connection may open"
-    )
+    max_channels_per_connection: int = setting(256, parse_positive_int, "channels one miner connection may open")
     keepalive_interval: float = setting(
         30, parse_non_negative_number, "seconds without new work before a fresh-ntime job is sent; 0: never"
     )
     max_messages_per_second: float = setting(
         200, parse_positive_number, "messages a miner connection may send per second (bursts of twice that)"
+    )
+    sv1_extranonce2_size: int = setting(
+        4, parse_byte_count(2, 8), "bytes a Stratum V1 miner rolls (its extranonce2 size)"
     )
 
 
@@ -571,16 +569,33 @@ class CoinbaseConfig:
     )
 
 
+def parse_pool_urls(value: object, ctx: _Context) -> tuple[PoolUrl, ...]:
+    if value is None or value is False or value == []:
+        return ()
+    items = value if isinstance(value, list) else [value] if isinstance(value, str) else None
+    if items is None:
+        raise ValueError(f"expected a list of pool URLs ({_POOL_URL_FORMS}), got {value!r}")
+    return tuple(parse_pool_url(item, ctx) for item in items)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """Proxy mode: who the remote pools are and who we are to them."""
+
+    backup_urls: tuple[PoolUrl, ...] = setting(
+        [], parse_pool_urls, "pools tried in this order when pool_url is unreachable (failover)"
+    )
+    user_identity: str = setting(
+        "sv2proxy", parse_text, "the user identity (worker name) of our channel on the upstream pool"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one daemon."""
 
-    mode: Mode = setting(
-        "pool", parse_mode, "pool (jobs from a local node) or proxy (jobs from pool_url)"
-    )
-    data_dir: Path = setting(
-        "~/.local/share/sv2proxy", parse_path, "directory for keys, shares and found blocks"
-    )
+    mode: Mode = setting("pool", parse_mode, "pool (jobs from a local node) or proxy (jobs from pool_url)")
+    data_dir: Path = setting("~/.local/share/sv2proxy", parse_path, "directory for keys, shares and found blocks")
     pool_url: PoolUrl | None = setting(
         None, optional(parse_pool_url), f"upstream pool for proxy mode: {_POOL_URL_FORMS}"
     )
@@ -589,6 +604,12 @@ class Config:
     mining: MiningConfig = section(MiningConfig)
     node: NodeConfig = section(NodeConfig)
     coinbase: CoinbaseConfig = section(CoinbaseConfig)
+    upstream: UpstreamConfig = section(UpstreamConfig)
+
+    @property
+    def pool_urls(self) -> tuple[PoolUrl, ...]:
+        """The upstream pools in failover order: pool_url, then upstream.backup_urls."""
+        return ((self.pool_url,) if self.pool_url is not None else ()) + self.upstream.backup_urls
 
     @property
     def authority_key_path(self) -> Path:
@@ -703,9 +724,7 @@ class _YamlLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, str):
                 if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark
-                    )
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
                 seen.add(key)
         return super().construct_mapping(node, deep)
 
@@ -753,9 +772,7 @@ def _read(file: str) -> Mapping[Any, Any]:
     if document is None:  # an empty (or all-comment) YAML file: the defaults
         return {}
     if not isinstance(document, Mapping):
-        raise ConfigError(
-            f"{file}: expected a mapping of settings at the top level, got {_type_name(document)}"
-        )
+        raise ConfigError(f"{file}: expected a mapping of settings at the top level, got {_type_name(document)}")
     return document
 
 
@@ -827,6 +844,7 @@ def load_config(file: str | None, overrides: Mapping[str, object] = _NO_OVERRIDE
     config = _build(Config, "", values)
     _check_mining(config.mining, values)
     _check_payout(config, values)
+    _check_upstream(config, values)
     return _check_mode(config, values)
 
 
@@ -891,11 +909,20 @@ def _check_mode(config: Config, values: Mapping[str, _Value]) -> Config:
     return config
 
 
+def _check_upstream(config: Config, values: Mapping[str, _Value]) -> None:
+    """Backup pools back up pool_url: without it they would be the only pools, unannounced."""
+    if config.upstream.backup_urls and config.pool_url is None:
+        where = values["upstream.backup_urls"].where
+        raise ConfigError(f"{where}: backup pools need pool_url, the pool they stand in for")
+
+
 def _show(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, ListenAddress | PoolUrl):
         return value.text
+    if isinstance(value, tuple) and all(isinstance(item, PoolUrl) for item in value):
+        return "[" + ", ".join(item.text for item in value) + "]"
     if isinstance(value, enum.Enum):
         return str(value.value)
     return str(value)

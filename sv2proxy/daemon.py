@@ -85,12 +85,6 @@ class Daemon(MultiService):
 
     def _warn_unserved(self) -> None:
         """Say plainly which configured roles this version does not serve yet."""
-        if self.config.listen.sv1 is not None:
-            log.warn(
-                "listen.sv1 = {address}: Stratum V1 miners are not served by this version;"
-                " nothing listens there",
-                address=self.config.listen.sv1.text,
-            )
         if self.config.pool_url is None and self.config.coinbase.payout is None:
             log.warn(
                 "coinbase.payout is not set: pool mode has no address to pay, so it asks the node"
@@ -98,8 +92,7 @@ class Daemon(MultiService):
             )
         if self.config.pool_url is not None:
             log.warn(
-                "pool_url = {url}: proxy mode is not served by this version; no upstream"
-                " connection is made",
+                "pool_url = {url}: proxy mode is not served by this version; no upstream connection is made",
                 url=self.config.pool_url.text,
             )
 
@@ -146,8 +139,7 @@ class Daemon(MultiService):
             raise ServerError(f"cannot create data_dir {path}: {e.strerror or e}") from None
         if stat.S_IMODE(mode) & 0o077:
             log.warn(
-                "data_dir {path} is accessible to other users (mode {mode:o});"
-                " it will hold secret keys",
+                "data_dir {path} is accessible to other users (mode {mode:o}); it will hold secret keys",
                 path=path,
                 mode=stat.S_IMODE(mode),
             )

@@ -24,7 +24,7 @@ from sv2proxy.daemon import Daemon
 from sv2proxy.errors import ConfigError
 from sv2proxy.events import EventBus
 from sv2proxy.noise.keys import AuthorityKey
-from sv2proxy.server.listener import sv2_miner_service
+from sv2proxy.server.listener import shared_miner_service, sv1_miner_service, sv2_miner_service
 from sv2proxy.server.mining import MiningService, pool_settings, solo_payout
 from sv2proxy.template.found_blocks import FoundBlockJournal
 from sv2proxy.template.job_factory import JobFactory
@@ -180,9 +180,16 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
             daemon.add(template_provider_source(config, mining, reactor, daemon.events), "template-provider")
         else:
             daemon.add(node_job_source(config, mining, reactor, daemon.events, ready), "node")
-    if options.loaded.listen.sv2 is not None:
+    listen = config.listen
+    if listen.shared:
         assert options.authority is not None
-        daemon.add(sv2_miner_service(options.loaded, options.authority, reactor, mining), "sv2-miners")
+        daemon.add(shared_miner_service(config, options.authority, reactor, mining), "miners")
+    else:
+        if listen.sv2 is not None:
+            assert options.authority is not None
+            daemon.add(sv2_miner_service(config, options.authority, reactor, mining), "sv2-miners")
+        if listen.sv1 is not None:
+            daemon.add(sv1_miner_service(config, reactor, mining), "sv1-miners")
     return daemon
 
 

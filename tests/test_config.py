@@ -17,6 +17,7 @@ from sv2proxy.config import (
     keys,
     load_config,
     option_name,
+    settings,
 )
 from sv2proxy.errors import ConfigError, ServerError
 from sv2proxy.noise.keys import decode_authority_public_key
@@ -116,6 +117,7 @@ def test_describe(_home: Path) -> None:
         "mining.max_channels_per_connection = 256",
         "mining.keepalive_interval = 30",
         "mining.max_messages_per_second = 200",
+        "mining.sv1_extranonce2_size = 4",
         "node.embedded = True",
         "node.rpc_url = http://127.0.0.1:8332",
         "node.chain = regtest",
@@ -128,6 +130,8 @@ def test_describe(_home: Path) -> None:
         "coinbase.payout = (('bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080', 100.0),)",
         "coinbase.pool_tag = /sv2proxy/",
         "coinbase.solo = False",
+        "upstream.backup_urls = []",
+        "upstream.user_identity = sv2proxy",
     ]
 
 
@@ -152,6 +156,7 @@ def test_keys_help_and_option_names() -> None:
         "mining.max_channels_per_connection",
         "mining.keepalive_interval",
         "mining.max_messages_per_second",
+        "mining.sv1_extranonce2_size",
         "node.embedded",
         "node.rpc_url",
         "node.chain",
@@ -164,6 +169,8 @@ def test_keys_help_and_option_names() -> None:
         "coinbase.payout",
         "coinbase.pool_tag",
         "coinbase.solo",
+        "upstream.backup_urls",
+        "upstream.user_identity",
     ]
     assert all(help_text(key) for key in keys())
     assert option_name("listen.sv2") == "--listen-sv2"
@@ -195,6 +202,24 @@ def test_proxy_example() -> None:
     assert config.pool_url.host == "pool.example.com"
     assert config.pool_url.port == 34254
     assert config.pool_url.authority_key == decode_authority_public_key(PUBKEY)
+
+
+def test_backup_pools_follow_pool_url_in_order(workdir: Path) -> None:
+    config = load_config(
+        write(
+            "conf/x.yaml",
+            f"pool_url: stratum2+tcp://a.example:1/{PUBKEY}\n"
+            "upstream:\n  backup_urls: [stratum+tcp://b.example:2, stratum+tcp://c.example:3]\n",
+        )
+    )
+    assert [url.host for url in config.pool_urls] == ["a.example", "b.example", "c.example"]
+    assert dict(settings(config))["upstream.backup_urls"] == "[stratum+tcp://b.example:2, stratum+tcp://c.example:3]"
+    one = load_config(
+        write(
+            "conf/y.yaml", "pool_url: stratum+tcp://a.example:1\nupstream:\n  backup_urls: stratum+tcp://b.example:2\n"
+        )
+    )
+    assert [url.port for url in one.pool_urls] == [1, 2]
 
 
 def test_seed_toml_example() -> None:
@@ -346,6 +371,17 @@ FILE_ERRORS = [
     # (file name, contents, the whole message)
     (
         "conf/x.yaml",
+        "upstream:\n  backup_urls: [stratum+tcp://b.example:3333]\n",
+        "conf/x.yaml: upstream.backup_urls: backup pools need pool_url, the pool they stand in for",
+    ),
+    (
+        "conf/x.yaml",
+        "pool_url: stratum+tcp://a.example:3333\nupstream:\n  backup_urls: [http://b.example:3333]\n",
+        "conf/x.yaml: upstream.backup_urls: expected stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY or"
+        " stratum+tcp://HOST:PORT, got 'http://b.example:3333'",
+    ),
+    (
+        "conf/x.yaml",
         "listen:\n  sv2: '3333'\n",
         "conf/x.yaml: listen.sv2: expected HOST:PORT, got '3333'",
     ),
@@ -368,7 +404,7 @@ FILE_ERRORS = [
         "conf/x.yaml",
         "colour: blue\n",
         "conf/x.yaml: colour: unknown key"
-        " (expected one of: mode, data_dir, pool_url, listen, noise, mining, node, coinbase)",
+        " (expected one of: mode, data_dir, pool_url, listen, noise, mining, node, coinbase, upstream)",
     ),
     (
         "conf/x.yaml",

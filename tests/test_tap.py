@@ -97,6 +97,21 @@ def test_make_service(tmp_path: Path) -> None:
     assert sorted((tmp_path / "data").iterdir()) == before  # makeService does no I/O
 
 
+@pytest.mark.parametrize(
+    ("listen", "names"),
+    [
+        ("  sv2: 127.0.0.1:3334\n  sv1: 127.0.0.1:3333\n", ["sv2-miners", "sv1-miners"]),
+        ("  sv2: 127.0.0.1:3334\n  sv1: 127.0.0.1:3334\n", ["miners"]),  # one port for both
+        ("  sv2: null\n  sv1: 127.0.0.1:3333\n", ["sv1-miners"]),
+    ],
+)
+def test_miner_listeners_follow_the_listen_section(tmp_path: Path, listen: str, names: list[str]) -> None:
+    file = tmp_path / "x.yaml"
+    file.write_text(f"data_dir: {tmp_path / 'data'}\nlisten:\n{listen}")
+    service = makeService(parse("--config", str(file)), MemoryReactor())
+    assert [child.name for child in service][-len(names) :] == names
+
+
 def test_the_authority_key_is_kept_across_starts(tmp_path: Path) -> None:
     file = tmp_path / "x.yaml"
     file.write_text(f"data_dir: {tmp_path / 'data'}\n")

@@ -127,18 +127,20 @@ class ChannelManager:
         grouped: bool = True,
         rollable_size: int | None = None,
         reserved: int | None = None,
+        difficulty: float | None = None,
     ) -> list[Outgoing]:
         """OpenExtendedMiningChannel: Success then the current job, or OpenMiningChannel.Error.
 
         The miner rolls ``rollable_size`` bytes (default: all the layout leaves after the
         prefix; a Stratum V1 miner: its extranonce2 size).  ``reserved`` is an extranonce value
-        :meth:`reserve` set aside for ``owner`` earlier.
+        :meth:`reserve` set aside for ``owner`` earlier; ``difficulty`` the one to start at
+        (default: from the nominal hash rate).
         """
         available = self._extranonce.layout.rollable_size
         size = available if rollable_size is None else rollable_size
         if request.min_extranonce_size > size or size > available:
             return [(owner, OpenMiningChannelError(request.request_id, ERROR_MIN_EXTRANONCE_SIZE_TOO_LARGE))]
-        return self._open(owner, request, ChannelKind.EXTENDED, now, grouped, size, reserved)
+        return self._open(owner, request, ChannelKind.EXTENDED, now, grouped, size, reserved, difficulty)
 
     def reserve(self, owner: Owner) -> int:
         """Set an extranonce value aside for ``owner`` before its channel opens; PoolError when full.
@@ -163,6 +165,7 @@ class ChannelManager:
         grouped: bool = True,
         rollable_size: int = 0,
         reserved: int | None = None,
+        difficulty: float | None = None,
     ) -> list[Outgoing]:
         refuse = request.request_id
         if reserved is not None and reserved not in self._reserved.get(owner, ()):
@@ -187,7 +190,7 @@ class ChannelManager:
             # harder than any difficulty we would set.
             vardiff = Vardiff(
                 config,
-                initial_difficulty_for(hash_rate, config.shares_per_minute, config),
+                difficulty or initial_difficulty_for(hash_rate, config.shares_per_minute, config),
                 now,
                 max_target=max_target,
             )

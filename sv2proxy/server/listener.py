@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import socket
+from typing import cast
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IReactorCore
+from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
 from twisted.logger import Logger
 
 from sv2proxy.config import Config
 from sv2proxy.link.noise import NoiseServerFactory, ServerCredentials
+from sv2proxy.link.sniff import SniffingFactory
 from sv2proxy.noise.keys import AuthorityKey
 from sv2proxy.server.miner import MinerFactory
 from sv2proxy.server.mining import MiningService
+from sv2proxy.server.sv1_miner import Sv1MinerFactory
 
 log = Logger()
 
@@ -22,10 +25,13 @@ log = Logger()
 class ListenerService(StreamServerEndpointService):
     """A listening endpoint that says where it really listens (port 0 included)."""
 
-    def __init__(self, endpoint: object, factory: object, what: str, url_path: str | None = None) -> None:
+    def __init__(
+        self, endpoint: object, factory: object, what: str, url_path: str | None = None, scheme: str | None = None
+    ) -> None:
         super().__init__(endpoint, factory)
         self.what = what
         self.url_path = url_path
+        self.scheme = scheme  # a Stratum V1 URL to log too
         self.port: IListeningPort | None = None
         self._waiters: list[Deferred[IListeningPort]] = []
         # A port we cannot bind must stop the start-up with its reason, not be logged and forgotten.
@@ -51,16 +57,40 @@ class ListenerService(StreamServerEndpointService):
         address = port.getHost()
         where = f"{getattr(address, 'host', '')}:{getattr(address, 'port', '')}".strip(":") or str(address)
         log.info("{what} listening on {where}", what=self.what, where=where)
-        if self.url_path is not None and hasattr(address, "port"):
-            host = address.host if address.host not in ("0.0.0.0", "::") else socket.gethostname()
+        if not hasattr(address, "port"):
+            return port
+        host = address.host if address.host not in ("0.0.0.0", "::") else socket.gethostname()
+        if ":" in host:
+            host = f"[{host}]"
+        if self.scheme is not None:
+            log.info(
+                "{what} connect to {scheme}://{host}:{port}",
+                what=self.what,
+                scheme=self.scheme,
+                host=host,
+                port=address.port,
+            )
+        if self.url_path is not None:
             log.info(
                 "{what} connect to stratum2+tcp://{host}:{port}/{path}",
                 what=self.what,
-                host=f"[{host}]" if ":" in host else host,
+                host=host,
                 port=address.port,
                 path=self.url_path,
             )
         return port
+
+
+def _sv2_factory(
+    config: Config, authority: AuthorityKey, reactor: IReactorCore, mining: MiningService
+) -> NoiseServerFactory:
+    credentials = ServerCredentials(authority, reactor, config.noise.certificate_validity)
+    miners = MinerFactory(mining, config.mining.max_messages_per_second)
+    return NoiseServerFactory(miners, credentials, reactor, config.noise.handshake_timeout)
+
+
+def _sv1_factory(config: Config, mining: MiningService) -> Sv1MinerFactory:
+    return Sv1MinerFactory(mining, config.mining.sv1_extranonce2_size, config.mining.max_messages_per_second)
 
 
 def sv2_miner_service(
@@ -68,8 +98,27 @@ def sv2_miner_service(
 ) -> ListenerService:
     """A service listening for Stratum V2 miners at ``config.listen.sv2``."""
     assert config.listen.sv2 is not None, "the SV2 listener is disabled in this configuration"
-    credentials = ServerCredentials(authority, reactor, config.noise.certificate_validity)
-    miners = MinerFactory(mining, config.mining.max_messages_per_second)
-    factory = NoiseServerFactory(miners, credentials, reactor, config.noise.handshake_timeout)
+    factory = _sv2_factory(config, authority, reactor, mining)
     endpoint = serverFromString(reactor, config.listen.sv2.endpoint)
     return ListenerService(endpoint, factory, "Stratum V2 miners", url_path=authority.public_text)
+
+
+def sv1_miner_service(config: Config, reactor: IReactorCore, mining: MiningService) -> ListenerService:
+    """A service listening for Stratum V1 miners (plain JSON lines) at ``config.listen.sv1``."""
+    assert config.listen.sv1 is not None, "the SV1 listener is disabled in this configuration"
+    endpoint = serverFromString(reactor, config.listen.sv1.endpoint)
+    return ListenerService(endpoint, _sv1_factory(config, mining), "Stratum V1 miners", scheme="stratum+tcp")
+
+
+def shared_miner_service(
+    config: Config, authority: AuthorityKey, reactor: IReactorCore, mining: MiningService
+) -> ListenerService:
+    """One port for Stratum V1 and V2 miners (``listen.sv1`` equal to ``listen.sv2``)."""
+    assert config.listen.sv2 is not None and config.listen.shared
+    factory = SniffingFactory(
+        _sv1_factory(config, mining), _sv2_factory(config, authority, reactor, mining), cast(IReactorTime, reactor)
+    )
+    endpoint = serverFromString(reactor, config.listen.sv2.endpoint)
+    return ListenerService(
+        endpoint, factory, "Stratum V1 and V2 miners", url_path=authority.public_text, scheme="stratum+tcp"
+    )

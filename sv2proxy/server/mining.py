@@ -180,22 +180,29 @@ class MiningService(Service):
         grouped: bool = True,
         rollable_size: int | None = None,
         reserved: int | None = None,
+        difficulty: float | None = None,
     ) -> None:
         """Open a channel; ``grouped`` False for a connection that takes standard jobs only.
 
         Extended channels: ``rollable_size`` bytes for the miner to roll (default: all there
-        are), ``reserved`` an extranonce value from :meth:`reserve_extranonce`.
+        are), ``reserved`` an extranonce value from :meth:`reserve_extranonce`, ``difficulty``
+        the one to start at (default: from the nominal hash rate).
         """
         now = self.clock.seconds()
         if isinstance(request, OpenStandardMiningChannel):
             out = self.manager.open_standard(owner, request, now, grouped)
         else:
-            out = self.manager.open_extended(owner, request, now, grouped, rollable_size, reserved)
+            out = self.manager.open_extended(owner, request, now, grouped, rollable_size, reserved, difficulty)
         self._deliver(out)
 
     def reserve_extranonce(self, owner: MessageSink) -> int:
         """An extranonce value set aside for ``owner``'s channel-to-be; PoolError when none is left."""
         return self.manager.reserve(owner)
+
+    def suggest_difficulty(self, owner: MessageSink, channel_id: int, difficulty: float) -> None:
+        """A miner's own difficulty wish for its channel (Stratum V1 ``mining.suggest_difficulty``)."""
+        if self.manager.owner_of(channel_id) == owner:
+            self._deliver(self.manager.set_difficulty(difficulty, self.clock.seconds(), channel_id))
 
     def refresh_channel(self, owner: MessageSink, channel_id: int) -> None:
         """Send one channel the current work as a new job (after its target changed)."""

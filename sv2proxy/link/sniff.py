@@ -1,0 +1,95 @@
+"""One port for both protocols: tell a Stratum V1 miner from a Stratum V2 one by its first bytes.
+
+A V1 miner opens with a JSON request (``{"id": ...``: printable ASCII); a V2 miner opens with
+the 64 bytes of Noise act 1, an ElligatorSwift encoding that looks random.  A first chunk that
+starts with ``{`` and holds only printable ASCII and whitespace is V1; the 64 random bytes of
+act 1 (one TCP segment in practice) pass that test with a probability below 10**-28.  So
+operators publish one port and every firmware finds its way.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from sv2proxy.link.framed import peer_text
+
+log = Logger()
+
+#: Seconds for a new connection to say anything at all.
+FIRST_BYTES_TIMEOUT = 10.0
+_TEXT = frozenset(range(0x20, 0x7F)) | frozenset(b"\t\r\n")
+
+
+def looks_like_json_text(data: bytes) -> bool:
+    """Whether the first bytes of a connection are a Stratum V1 (JSON text) miner's."""
+    start = data.lstrip(b" \t\r\n")
+    return start[:1] == b"{" and all(byte in _TEXT for byte in data)
+
+
+class SniffingProtocol(Protocol):
+    """Waits for the first bytes, then hands the connection to the protocol they belong to."""
+
+    factory: SniffingFactory
+
+    def __init__(self, address: IAddress) -> None:
+        self._address = address
+        self.chosen: Protocol | None = None
+        self._deadline: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:  # noqa: N802
+        self._deadline = self.factory.clock.callLater(FIRST_BYTES_TIMEOUT, self._silent)
+
+    def _silent(self) -> None:
+        self._deadline = None
+        log.info("dropping {peer}: it sent nothing", peer=peer_text(self.transport))
+        self.transport.abortConnection()
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        chosen = self.chosen
+        if chosen is None:
+            if self._deadline is not None and self._deadline.active():
+                self._deadline.cancel()
+            self._deadline = None
+            factory = self.factory.sv1 if looks_like_json_text(data) else self.factory.sv2
+            chosen = factory.buildProtocol(self._address)
+            if chosen is None:
+                self.transport.loseConnection()
+                return
+            self.chosen = chosen
+            chosen.makeConnection(self.transport)
+        chosen.dataReceived(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        if self.chosen is not None:
+            self.chosen.connectionLost(reason)
+
+
+class SniffingFactory(Factory):
+    """Serves Stratum V1 and V2 miners on one listening port."""
+
+    noisy = False
+
+    def __init__(self, sv1: Factory, sv2: Factory, clock: IReactorTime) -> None:
+        self.sv1 = sv1
+        self.sv2 = sv2
+        self.clock = clock
+
+    def doStart(self) -> None:  # noqa: N802
+        super().doStart()
+        self.sv1.doStart()
+        self.sv2.doStart()
+
+    def doStop(self) -> None:  # noqa: N802
+        self.sv1.doStop()
+        self.sv2.doStop()
+        super().doStop()
+
+    def buildProtocol(self, addr: IAddress) -> SniffingProtocol:  # noqa: N802
+        protocol = SniffingProtocol(addr)
+        protocol.factory = self
+        return protocol
