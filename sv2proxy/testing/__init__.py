@@ -2,7 +2,8 @@
 
 :class:`RegtestNode` (a regtest Bitcoin node on libbitcoinkernel, serving Bitcoin Core's
 JSON-RPC) needs the ``demo`` extra (py-bitcoinkernel); it is imported on first use so that the
-other peers here work without it.  :class:`MiningDevice` is a CPU miner speaking Stratum V2.
+other peers here work without it.  :class:`MiningDevice` is a CPU miner speaking Stratum V2, :class:`Sv1MiningDevice` one speaking
+Stratum V1.
 """
 
 from __future__ import annotations
@@ -10,11 +11,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sv2proxy.testing.device import DeviceStats, MiningDevice, MiningDeviceFactory
+from sv2proxy.testing.sv1_device import Sv1MiningDevice, Sv1MiningDeviceFactory
 
 if TYPE_CHECKING:
     from sv2proxy.testing.regtest import RegtestNode
 
-__all__ = ["DeviceStats", "MiningDevice", "MiningDeviceFactory", "RegtestNode"]
+__all__ = [
+    "DeviceStats",
+    "MiningDevice",
+    "MiningDeviceFactory",
+    "RegtestNode",
+    "Sv1MiningDevice",
+    "Sv1MiningDeviceFactory",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -194,7 +195,49 @@ class MiningDevice(FramedProtocol):
             self.sendMessage(SubmitSharesStandard(self.channel_id, self._sequence, job.job_id, nonce, ntime, version))
 
 
-class MiningDeviceFactory(ClientFactory):
+class DeviceFactoryBase(ClientFactory):
+    """What every test device's factory offers: ``when(predicate)`` on the device's stats.
+
+    The device calls :meth:`opened`, :meth:`changed` and :meth:`lost`; waiters fire with the
+    stats once their predicate holds, or fail when the connection goes first.
+    """
+
+    noisy = False
+    device: Any = None
+
+    def __init__(self) -> None:
+        self._waiters: list[tuple[Callable[[DeviceStats], bool], Deferred[DeviceStats]]] = []
+
+    def opened(self, device: Any) -> None:
+        self.device = device
+        self.changed(device)
+
+    def changed(self, device: Any) -> None:
+        self.device = device
+        still = []
+        for predicate, waiter in self._waiters:
+            if predicate(device.stats):
+                waiter.callback(device.stats)
+            else:
+                still.append((predicate, waiter))
+        self._waiters = still
+
+    def lost(self, device: Any) -> None:
+        waiters, self._waiters = self._waiters, []
+        for _, waiter in waiters:
+            waiter.errback(ConnectionError(f"the device lost its connection; stats {device.stats}"))
+
+    def when(self, predicate: Callable[[DeviceStats], bool]) -> Deferred[DeviceStats]:
+        """Fires with the stats once ``predicate(stats)`` holds."""
+        waiter: Deferred[DeviceStats] = Deferred()
+        if self.device is not None and predicate(self.device.stats):
+            waiter.callback(self.device.stats)
+        else:
+            self._waiters.append((predicate, waiter))
+        return waiter
+
+
+class MiningDeviceFactory(DeviceFactoryBase):
     """Builds the device; ``when(predicate)`` fires once its stats satisfy ``predicate``."""
 
     protocol = MiningDevice
@@ -218,33 +261,6 @@ class MiningDeviceFactory(ClientFactory):
         # every other hash is a block, so an uncapped device floods the pool with shares).
         self.pause = pause
         self.nonces_per_slice = nonces_per_slice
+        super().__init__()
         self.device: MiningDevice | None = None
-        self._waiters: list[tuple[Callable[[DeviceStats], bool], Deferred[DeviceStats]]] = []
 
-    def opened(self, device: MiningDevice) -> None:
-        self.device = device
-        self.changed(device)
-
-    def changed(self, device: MiningDevice) -> None:
-        self.device = device
-        still = []
-        for predicate, waiter in self._waiters:
-            if predicate(device.stats):
-                waiter.callback(device.stats)
-            else:
-                still.append((predicate, waiter))
-        self._waiters = still
-
-    def lost(self, device: MiningDevice) -> None:
-        waiters, self._waiters = self._waiters, []
-        for _, waiter in waiters:
-            waiter.errback(ConnectionError(f"the device lost its connection; stats {device.stats}"))
-
-    def when(self, predicate: Callable[[DeviceStats], bool]) -> Deferred[DeviceStats]:
-        """Fires with the stats once ``predicate(stats)`` holds."""
-        waiter: Deferred[DeviceStats] = Deferred()
-        if self.device is not None and predicate(self.device.stats):
-            waiter.callback(self.device.stats)
-        else:
-            self._waiters.append((predicate, waiter))
-        return waiter
