@@ -890,6 +890,12 @@ def _check_mining(mining: MiningConfig, values: Mapping[str, _Value]) -> None:
             f"{where('mining.max_difficulty')}: expected at least mining.min_difficulty"
             f" ({mining.min_difficulty}), got {mining.max_difficulty}"
         )
+    room = mining.extranonce_size - mining.channel_prefix_size
+    if 0 < room < mining.sv1_extranonce2_size:
+        raise ConfigError(
+            f"{where('mining.sv1_extranonce2_size')}: expected at most mining.extranonce_size minus"
+            f" mining.channel_prefix_size ({room}), got {mining.sv1_extranonce2_size}"
+        )
     if mining.channel_prefix_size >= mining.extranonce_size:
         raise ConfigError(
             f"{where('mining.channel_prefix_size')}: expected fewer bytes than mining.extranonce_size"

@@ -371,6 +371,12 @@ FILE_ERRORS = [
     # (file name, contents, the whole message)
     (
         "conf/x.yaml",
+        "mining:\n  extranonce_size: 10\n  sv1_extranonce2_size: 8\n",
+        "conf/x.yaml: mining.sv1_extranonce2_size: expected at most mining.extranonce_size minus"
+        " mining.channel_prefix_size (6), got 8",
+    ),
+    (
+        "conf/x.yaml",
         "upstream:\n  backup_urls: [stratum+tcp://b.example:3333]\n",
         "conf/x.yaml: upstream.backup_urls: backup pools need pool_url, the pool they stand in for",
     ),

@@ -2,8 +2,8 @@
 
 A V1 miner opens with a JSON request (``{"id": ...``: printable ASCII); a V2 miner opens with
 the 64 bytes of Noise act 1, an ElligatorSwift encoding that looks random.  A first chunk that
-starts with ``{`` and holds only printable ASCII and whitespace is V1; the 64 random bytes of
-act 1 (one TCP segment in practice) pass that test with a probability below 10**-28.  So
+starts with ``{`` and is UTF-8 text without control bytes is V1; the 64 random bytes of act 1
+(one TCP segment in practice) essentially never are.  So
 operators publish one port and every firmware finds its way.
 """
 
@@ -20,13 +20,25 @@ log = Logger()
 
 #: Seconds for a new connection to say anything at all.
 FIRST_BYTES_TIMEOUT = 10.0
-_TEXT = frozenset(range(0x20, 0x7F)) | frozenset(b"\t\r\n")
+_CONTROL = frozenset(range(0x20)) - frozenset(b"\t\r\n") | {0x7F}
 
 
 def looks_like_json_text(data: bytes) -> bool:
-    """Whether the first bytes of a connection are a Stratum V1 (JSON text) miner's."""
-    start = data.lstrip(b" \t\r\n")
-    return start[:1] == b"{" and all(byte in _TEXT for byte in data)
+    """Whether the first bytes of a connection are a Stratum V1 (JSON text) miner's.
+
+    JSON text: a ``{`` first (after whitespace), then UTF-8 (a worker name or an agent string
+    may hold any character) without control bytes.  A chunk cut inside a multi-byte character
+    still counts.
+    """
+    if data.lstrip(b" \t\r\n")[:1] != b"{":
+        return False
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.reason != "unexpected end of data":
+            return False
+        text = data[: e.start].decode("utf-8")
+    return not any(ord(char) in _CONTROL for char in text)
 
 
 class SniffingProtocol(Protocol):
@@ -38,6 +50,7 @@ class SniffingProtocol(Protocol):
         self._address = address
         self.chosen: Protocol | None = None
         self._deadline: IDelayedCall | None = None
+        self._seen = b""  # whitespace only, so far
 
     def connectionMade(self) -> None:  # noqa: N802
         self._deadline = self.factory.clock.callLater(FIRST_BYTES_TIMEOUT, self._silent)
@@ -50,6 +63,12 @@ class SniffingProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         chosen = self.chosen
         if chosen is None:
+            data = self._seen + data
+            if not data.strip():
+                # Blank lines say nothing yet (a V1 miner's keepalive); wait for real bytes.
+                self._seen = data[-64:]
+                return
+            self._seen = b""
             if self._deadline is not None and self._deadline.active():
                 self._deadline.cancel()
             self._deadline = None

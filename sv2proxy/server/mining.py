@@ -58,11 +58,13 @@ def solo_payout(network: Network) -> Callable[[str], bytes]:
     return payout_for
 
 
-def pool_settings(mining: MiningConfig, payout_for: Callable[[str], bytes] | None = None) -> PoolSettings:
-    """The pool's settings from the ``mining`` section of the configuration."""
+def pool_settings(
+    mining: MiningConfig, payout_for: Callable[[str], bytes] | None = None, extranonce_size: int | None = None
+) -> PoolSettings:
+    """The pool's settings from the ``mining`` section (``extranonce_size`` overrides its own)."""
     return PoolSettings(
         payout_for=payout_for,
-        layout=ExtranonceLayout(mining.extranonce_size, mining.channel_prefix_size),
+        layout=ExtranonceLayout(extranonce_size or mining.extranonce_size, mining.channel_prefix_size),
         vardiff=VardiffConfig(
             shares_per_minute=mining.shares_per_minute,
             min_difficulty=mining.min_difficulty,
@@ -221,20 +223,37 @@ class MiningService(Service):
     def connection_lost(self, owner: MessageSink) -> None:
         self.manager.close_owner(owner)
 
-    def submit(self, owner: MessageSink, share: SubmitSharesStandard | SubmitSharesExtended) -> ShareResult | None:
-        """Judge a share and answer it; the result (None: not a channel of ``owner``)."""
+    def same_payout(self, channel_id: int, user_identity: str) -> bool:
+        """Whether ``user_identity`` mines for what ``channel_id`` pays (always, unless a solo pool)."""
+        channel = self.manager.channels.get(channel_id)
+        payout_for = self.manager.settings.payout_for
+        if channel is None or payout_for is None:
+            return channel is not None
+        try:
+            return payout_for(user_identity) == channel.payout
+        except ValueError:
+            return False
+
+    def submit(
+        self, owner: MessageSink, share: SubmitSharesStandard | SubmitSharesExtended, worker: str | None = None
+    ) -> ShareResult | None:
+        """Judge a share and answer it; the result (None: not a channel of ``owner``).
+
+        ``worker`` names who found it when several workers share a channel (Stratum V1).
+        """
         out, result = self.manager.submit(owner, share, self.clock.seconds())
         self._deliver(out)
         if result is None:
             return None
         channel = self.manager.channels[share.channel_id]
+        worker = worker or channel.user_identity
         job = result.job
         difficulty = target_to_difficulty(job.target) if job is not None else 0.0
         self.events.publish(
             ShareSubmitted(
                 channel_id=share.channel_id,
                 job_id=share.job_id,
-                worker=channel.user_identity,
+                worker=worker,
                 difficulty=difficulty,
                 accepted=result.accepted,
                 error_code=result.error_code,
@@ -251,7 +270,7 @@ class MiningService(Service):
                 share.nonce,
                 result.hash,
                 difficulty,
-                channel.user_identity,
+                worker,
                 share.channel_id,
                 result.is_block,
             )
@@ -260,9 +279,7 @@ class MiningService(Service):
             except Exception:
                 log.failure("the share sink failed on a share of channel {channel_id}", channel_id=share.channel_id)
         if result.is_block and job is not None:
-            self._block_found(
-                channel.user_identity, share, job.extranonce_prefix, result.hash, job.work.source_id, job.work.payout
-            )
+            self._block_found(worker, share, job.extranonce_prefix, result.hash, job.work.source_id, job.work.payout)
         return result
 
     def _block_found(

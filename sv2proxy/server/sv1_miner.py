@@ -67,10 +67,10 @@ from sv2proxy.sv1 import (
     notify,
     parse_message,
     parse_request,
-    reconnect,
     result,
     set_difficulty,
     set_extranonce,
+    set_version_mask,
     subscribe_result,
 )
 
@@ -78,6 +78,9 @@ log = Logger()
 
 #: Seconds after connecting for ``mining.subscribe`` to arrive.
 SUBSCRIBE_TIMEOUT = 10.0
+#: Seconds after subscribing for a ``mining.authorize`` that opens the channel: until then the
+#: connection holds an extranonce value that nobody mines with.
+AUTHORIZE_TIMEOUT = 60.0
 #: Seconds a miner may leave our writes unread before it is dropped (see server/miner.py).
 STALLED_READER_TIMEOUT = 30.0
 #: Jobs remembered per connection to rebuild the version of late shares.
@@ -117,7 +120,7 @@ class Sv1MinerProtocol(Protocol):
         self._jobs: OrderedDict[int, NewExtendedMiningJob] = OrderedDict()
         self._prev: SetNewPrevHash | None = None
         self._difficulty: float | None = None  # what the miner was last told
-        self._wanted: float | None = None  # a new difficulty waiting for its job
+        self._mask_in_effect: int | None = None  # the version mask the miner was last told
         self._sequence = 0
 
     @property
@@ -155,7 +158,11 @@ class Sv1MinerProtocol(Protocol):
         self.mining.connection_lost(self)
 
     def _give_up(self, why: str) -> None:
-        self._deadline = self._stall_deadline = None
+        # Only the deadline that fired is spent; connectionLost cancels the other.
+        if self._deadline is not None and not self._deadline.active():
+            self._deadline = None
+        if self._stall_deadline is not None and not self._stall_deadline.active():
+            self._stall_deadline = None
         log.warn("dropping Stratum V1 miner {peer}: {why}", peer=peer_text(self.transport), why=why)
         self.transport.abortConnection()
 
@@ -223,16 +230,23 @@ class Sv1MinerProtocol(Protocol):
             raise Sv1Error(ERROR_OTHER, f"unsupported request {type(request).__name__}", request_id)
 
     def _subscribe(self, request_id: object, request: Subscribe) -> None:
-        if self._value is None and self.channel_id is None:
+        if self.extranonce1 is None:
             try:
-                self._value = self.mining.reserve_extranonce(self)
+                value = self.mining.reserve_extranonce(self)
             except PoolError as e:
                 self._write(error(request_id, ERROR_OTHER, f"no room for another miner: {e}"))
                 return
-            self.extranonce1 = self.mining.manager.prefix_for(self._value, self.extranonce2_size)
+            try:
+                self.extranonce1 = self.mining.manager.prefix_for(value, self.extranonce2_size)
+            except ValueError as e:
+                # The extranonce space left by an upstream pool is too small for our miners.
+                self.mining.connection_lost(self)
+                self._write(error(request_id, ERROR_OTHER, f"cannot serve this miner now: {e}"))
+                return
+            self._value = value
             self.user_agent = request.user_agent
             _cancel(self._deadline)
-            self._deadline = None
+            self._deadline = self.mining.clock.callLater(AUTHORIZE_TIMEOUT, self._give_up, "no mining.authorize")
             log.info(
                 "Stratum V1 miner {peer} subscribed: agent={agent!r} extranonce1={extranonce1}",
                 peer=peer_text(self.transport),
@@ -256,7 +270,11 @@ class Sv1MinerProtocol(Protocol):
             return
         username = request.username
         if self.channel_id is not None:
-            # More workers on one connection share its channel; their submits name them.
+            # More workers on one connection share its channel (one extranonce1, so one channel);
+            # their submits name them.  In a solo pool a worker must pay the channel's address.
+            if not self.mining.same_payout(self.channel_id, username):
+                self._write(error(request_id, ERROR_UNAUTHORIZED, "one payout address per connection"))
+                return
             self.workers.add(username)
             self._write(result(request_id, True))
             return
@@ -314,9 +332,9 @@ class Sv1MinerProtocol(Protocol):
         job = self._jobs.get(job_id)
         version = job.version if job is not None else 0
         if share.version_bits is not None:
-            mask = self.version_mask
-            if mask is None:
-                self._write(error(request_id, ERROR_OTHER, "version rolling was not negotiated (mining.configure)"))
+            mask = self._mask_in_effect
+            if not mask:
+                self._write(error(request_id, ERROR_OTHER, "version rolling is not allowed (mining.configure)"))
                 return
             if share.version_bits & ~mask:
                 self._write(
@@ -330,6 +348,7 @@ class Sv1MinerProtocol(Protocol):
             SubmitSharesExtended(
                 self.channel_id, self._sequence, job_id, share.nonce, share.ntime, version, share.extranonce2
             ),
+            worker=share.worker,
         )
         if answer is None:
             self._write(error(request_id, ERROR_UNAUTHORIZED, "unauthorized worker"))
@@ -366,6 +385,8 @@ class Sv1MinerProtocol(Protocol):
     def _opened(self, success: OpenExtendedMiningChannelSuccess) -> None:
         self.channel_id = success.channel_id
         self._value = None
+        _cancel(self._deadline)
+        self._deadline = None
         waiting, self._opening = self._opening, []
         for request_id, username in waiting:
             self.workers.add(username)
@@ -376,6 +397,7 @@ class Sv1MinerProtocol(Protocol):
             user=waiting[0][1] if waiting else "",
             channel_id=success.channel_id,
         )
+        self._mask_in_effect = self.version_mask
         self._difficulty = target_to_difficulty(u256_to_target(success.target))
         self._write(set_difficulty(self._difficulty))
         if success.extranonce_prefix != self.extranonce1:
@@ -392,9 +414,7 @@ class Sv1MinerProtocol(Protocol):
         while len(self._jobs) > KEPT_JOBS:
             self._jobs.popitem(last=False)
         if job.min_ntime is not None and self._prev is not None:
-            # A job for the current tip: a fresh job after a new difficulty is a clean one.
-            clean = self._pending_difficulty()
-            self._notify(job, self._prev, job.min_ntime, clean)
+            self._notify(job, self._prev, job.min_ntime, False)
 
     def _new_prev_hash(self, prev: SetNewPrevHash) -> None:
         self._prev = prev
@@ -402,10 +422,25 @@ class Sv1MinerProtocol(Protocol):
         if job is None:
             log.warn("SetNewPrevHash for unknown job {job_id} on a Stratum V1 channel", job_id=prev.job_id)
             return
-        self._pending_difficulty()
         self._notify(job, prev, prev.min_ntime, True)
 
     def _notify(self, job: NewExtendedMiningJob, prev: SetNewPrevHash, ntime: int, clean: bool) -> None:
+        """``mining.notify``, preceded by what the miner must know to mine it right.
+
+        The difficulty the pool will judge this job by (its own target) and whether it may roll
+        the version go first; a job that changes the difficulty is a clean one, so the miner
+        drops work it would judge by the wrong difficulty.
+        """
+        difficulty = self._job_difficulty(job.job_id)
+        if difficulty is not None and difficulty != self._difficulty:
+            self._difficulty = difficulty
+            self._write(set_difficulty(difficulty))
+            clean = True
+        if self.version_mask:
+            mask = self.version_mask if job.version_rolling_allowed else 0
+            if mask != self._mask_in_effect:
+                self._mask_in_effect = mask
+                self._write(set_version_mask(mask))
         self._write(
             notify(
                 str(job.job_id),
@@ -421,23 +456,19 @@ class Sv1MinerProtocol(Protocol):
         )
 
     def _new_target(self, message: SetTarget) -> None:
-        difficulty = target_to_difficulty(u256_to_target(message.maximum_target))
-        if difficulty == self._difficulty:
-            return
-        self._wanted = difficulty
-        # The new difficulty goes out with a job made for it, right away (without current
-        # work, with the next job there is).
-        self.mining.refresh_channel(self, message.channel_id)
+        if target_to_difficulty(u256_to_target(message.maximum_target)) != self._difficulty:
+            # The new difficulty goes out with a job made for it, right away (without current
+            # work, with the next job there is: every notify carries its job's difficulty).
+            self.mining.refresh_channel(self, message.channel_id)
 
-    def _pending_difficulty(self) -> bool:
-        """Send a difficulty that changed since the last job; whether one was sent."""
-        wanted = self._wanted
-        if wanted is None:
-            return False
-        self._wanted = None
-        self._difficulty = wanted
-        self._write(set_difficulty(wanted))
-        return True
+    def _job_difficulty(self, job_id: int) -> float | None:
+        """The difficulty of the target the pool gave ``job_id`` on our channel."""
+        channel = self.mining.manager.channels.get(self.channel_id or 0)
+        if channel is None:
+            return None
+        job = channel.jobs.lookup(job_id)
+        target = getattr(job, "target", None)
+        return target_to_difficulty(target) if target else None
 
     def _new_extranonce(self, prefix: bytes) -> None:
         if prefix == self.extranonce1:
@@ -449,10 +480,11 @@ class Sv1MinerProtocol(Protocol):
             self._send_away("its extranonce changed and it cannot be told (no mining.extranonce.subscribe)")
 
     def _send_away(self, why: str) -> None:
-        """Ask the miner to reconnect here (client.reconnect), then close."""
-        host = self.transport.getHost()
-        if hasattr(host, "port"):
-            self._write(reconnect(host.host, host.port, 0))
+        """Close: the miner reconnects to the URL it was configured with and subscribes afresh.
+
+        (``client.reconnect`` would have to name our address, which behind NAT is not the one
+        the miner knows, and some firmware refuses a host other than its pool's.)
+        """
         self._close(why)
 
 

@@ -2,8 +2,8 @@
 
 :class:`RegtestNode` (a regtest Bitcoin node on libbitcoinkernel, serving Bitcoin Core's
 JSON-RPC) needs the ``demo`` extra (py-bitcoinkernel); it is imported on first use so that the
-other peers here work without it.  :class:`MiningDevice` is a CPU miner speaking Stratum V2, :class:`Sv1MiningDevice` one speaking
-Stratum V1.
+other peers here work without it.  :class:`MiningDevice` is a CPU miner
+speaking Stratum V2, :class:`Sv1MiningDevice` one speaking Stratum V1.
 """
 
 from __future__ import annotations

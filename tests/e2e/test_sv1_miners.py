@@ -14,8 +14,7 @@ from twisted.internet import reactor
 
 from sv2proxy.link import NoiseClientFactory
 from sv2proxy.tap import Options, makeService
-from sv2proxy.testing import MiningDeviceFactory, RegtestNode
-from sv2proxy.testing import Sv1MiningDeviceFactory
+from sv2proxy.testing import MiningDeviceFactory, RegtestNode, Sv1MiningDeviceFactory
 from tests.e2e.test_solo_regtest import PAYOUT, rpc, until
 
 

@@ -67,13 +67,28 @@ def test_noise_act_one_goes_to_stratum_v2():
     assert log == [("v2", "made"), ("v2", act1)]
 
 
-def _binary(byte: int) -> bool:
-    return byte >= 0x7F or (byte < 0x20 and byte not in b"\t\r\n")
+def _control(byte: int) -> bool:
+    return byte == 0x7F or (byte < 0x20 and byte not in b"\t\r\n")
 
 
-@given(st.binary(min_size=63, max_size=63).filter(lambda data: any(_binary(b) for b in data)))
-def test_one_byte_that_is_not_text_makes_it_noise_even_after_a_brace(data):
+@given(st.binary(min_size=63, max_size=63).filter(lambda data: any(_control(b) for b in data)))
+def test_one_control_byte_makes_it_noise_even_after_a_brace(data):
     assert not looks_like_json_text(b"{" + data)
+
+
+def test_utf8_names_are_still_json_even_cut_mid_character():
+    line = '{"id":2,"method":"mining.authorize","params":["jörg.rig™","x"]}\n'.encode()
+    assert looks_like_json_text(line)
+    assert looks_like_json_text(line[: line.index(b"\xa2")])  # inside "™"
+    assert not looks_like_json_text(b'{"id":1,\xff\xfe}')  # not UTF-8 at all
+
+
+def test_blank_lines_first_wait_for_the_real_first_bytes():
+    protocol, _, _, log = connect()
+    protocol.dataReceived(b"\r\n")
+    assert log == []
+    protocol.dataReceived(b'{"id":1}\n')
+    assert log == [("v1", "made"), ("v1", b'\r\n{"id":1}\n')]
 
 
 def test_random_act_ones_are_noise():

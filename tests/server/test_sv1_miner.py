@@ -21,6 +21,7 @@ from sv2proxy.sv1 import prevhash_to_sv1
 from tests.server.test_miner import NOW, PREV, WORK
 
 REGTEST_ADDRESS = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+FIELDS = ("version", "version_rolling_allowed", "coinbase_prefix", "coinbase_suffix", "merkle_path", "future")
 
 
 def make_mining(**settings) -> MiningService:
@@ -280,8 +281,111 @@ def test_a_new_upstream_prefix_is_sent_to_subscribed_miners_and_others_are_sent_
     (set_extranonce,) = [m for m in subscribed.received() if m.get("method") == "mining.set_extranonce"]
     extranonce1 = bytes.fromhex(set_extranonce["params"][0])
     assert extranonce1[:2] == b"\xee\xee" and set_extranonce["params"][1] == 2 and len(extranonce1) == 8
-    assert [m["method"] for m in plain.received()] == ["client.reconnect"]
+    # Without mining.extranonce.subscribe it cannot be told: closed, it reconnects to its pool URL.
+    assert plain.received() == []
     assert plain.transport.disconnecting
+
+
+def test_a_subscribe_when_the_space_is_too_small_is_refused_cleanly(mining):
+    mining.set_extranonce_space(b"\xee" * 5, 8)  # 5 fixed + 2 local leaves 1 byte: no V1 miner fits
+    miner = Miner(mining)
+    request_id = miner.send("mining.subscribe")
+    (answer,) = miner.received()
+    assert answer["id"] == request_id and answer["error"][0] == 20
+    assert not mining.manager._reserved
+    miner.send("mining.subscribe")  # asking again is answered again, never a crash
+    assert miner.received()[0]["error"][0] == 20
+
+
+def test_a_difficulty_changed_while_there_is_no_work_comes_with_the_next_job(mining):
+    mining.new_work(WORK)
+    mining.new_prev_hash(1, PREV)
+    miner = Miner(mining)
+    miner.handshake()
+    channel_id = miner.protocol.channel_id
+    first = miner.protocol._difficulty
+    mining.drop_work()  # the upstream went away
+    mining.events.publish(MiningDifficultyChanged(first / 4, channel_id))
+    mining.events.publish(MiningDifficultyChanged(first, channel_id))  # and back again
+    assert miner.received() == []
+    mining.new_work(WORK.__class__(5, *[getattr(WORK, f) for f in FIELDS]))
+    mining.new_prev_hash(5, PrevHash(b"\x22" * 32, NOW, PREV.nbits))
+    out = miner.received()
+    job = mining.manager.channels[channel_id].jobs.active
+    # Whatever was said before, the notify goes out with the difficulty its job is judged by.
+    told = difficulties(out) or [first]
+    assert told[-1] == pytest.approx(target_to_difficulty(job.target))
+    assert notifies(out)[-1][8] is True
+
+
+def test_more_workers_on_one_connection_are_credited_by_name(mining):
+    from sv2proxy.events import ShareSubmitted
+
+    events = []
+    mining.events.subscribe(ShareSubmitted, events.append)
+    mining.new_work(WORK)
+    mining.new_prev_hash(1, PREV)
+    miner = Miner(mining)
+    miner.handshake("farm.rig1")
+    miner.send("mining.authorize", "farm.rig2", "x")
+    assert miner.received()[0]["result"] is True
+    job_id = miner.protocol._prev.job_id
+    nonce = find_share(mining, miner, job_id, b"\0\0\0\1")
+    assert submit(miner, job_id, b"\0\0\0\1", nonce, worker="farm.rig2")["result"] is True
+    assert [event.worker for event in events] == ["farm.rig2"]
+
+
+def test_a_solo_miner_cannot_add_a_worker_paying_someone_else():
+    from sv2proxy.bitcoin.address import Network
+
+    mining = make_mining(payout_for=solo_payout(Network.from_name("regtest")))
+    try:
+        miner = Miner(mining)
+        miner.handshake(f"{REGTEST_ADDRESS}.a")
+        miner.send("mining.authorize", f"{REGTEST_ADDRESS}.b", "x")
+        assert miner.received()[0]["result"] is True  # same address, another worker
+        other = "bcrt1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3qzf6jcl"
+        miner.send("mining.authorize", other, "x")
+        assert miner.received()[0]["error"][:2] == [24, "one payout address per connection"]
+    finally:
+        mining.stopService()
+
+
+def test_a_job_that_forbids_version_rolling_turns_the_mask_off_first(mining):
+    import dataclasses
+
+    mining.new_work(dataclasses.replace(WORK, version_rolling_allowed=False))
+    mining.new_prev_hash(1, PREV)
+    miner = Miner(mining)
+    out = miner.handshake(configure=True)["lines"]
+    methods = [m.get("method") for m in out if m.get("method")]
+    assert methods == ["mining.set_difficulty", "mining.set_version_mask", "mining.notify"]
+    assert [m["params"] for m in out if m.get("method") == "mining.set_version_mask"] == [["00000000"]]
+    job_id = miner.protocol._prev.job_id
+    assert submit(miner, job_id, b"\0" * 4, 1, version_bits=0x4000)["error"][0] == 20
+    mining.new_work(dataclasses.replace(WORK, source_id=2, future=False, min_ntime=NOW))
+    out = miner.received()
+    assert [m["params"] for m in out if m.get("method") == "mining.set_version_mask"] == [["1fffe000"]]
+
+
+def test_a_subscribed_miner_that_never_authorizes_is_dropped_and_its_extranonce_freed(mining):
+    from sv2proxy.server.sv1_miner import AUTHORIZE_TIMEOUT
+
+    miner = Miner(mining)
+    miner.send("mining.subscribe")
+    mining.clock.advance(AUTHORIZE_TIMEOUT + 1)
+    assert miner.transport.disconnecting or miner.transport.disconnected
+    miner.protocol.connectionLost()
+    assert not mining.manager._reserved
+    assert [call for call in mining.clock.getDelayedCalls() if getattr(call.func, "__name__", "") == "_give_up"] == []
+
+
+def test_a_dropped_miner_leaves_no_timer_behind(mining):
+    miner = Miner(mining)
+    miner.protocol.pauseProducing()  # a stalled reader: its deadline starts
+    mining.clock.advance(SUBSCRIBE_TIMEOUT + 1)  # the subscribe deadline fires first
+    miner.protocol.connectionLost()
+    assert [call for call in mining.clock.getDelayedCalls() if getattr(call.func, "__name__", "") == "_give_up"] == []
 
 
 def test_closing_frees_the_reserved_extranonce(mining):
