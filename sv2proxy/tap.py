@@ -19,7 +19,7 @@ from twisted.python import usage
 
 from sv2proxy.authority import load_or_create
 from sv2proxy.bitcoin.address import Network, script_for_address
-from sv2proxy.config import Config, Mode, help_text, load_config, option_name
+from sv2proxy.config import Config, Mode, PoolProtocol, help_text, load_config, option_name
 from sv2proxy.daemon import Daemon
 from sv2proxy.errors import ConfigError
 from sv2proxy.events import EventBus
@@ -31,6 +31,7 @@ from sv2proxy.template.job_factory import JobFactory
 from sv2proxy.template.node_source import NodeJobSource
 from sv2proxy.template.rpc import BitcoinCoreRPC, RPCAuth, default_cookie_file
 from sv2proxy.template.tdp_source import TemplateProviderSource
+from sv2proxy.upstream.service import UpstreamService
 
 #: The settings the command line can override; each becomes ``--dotted-key-with-dashes``.
 COMMAND_LINE_KEYS = ("mode", "data_dir", "pool_url", "listen.sv2", "listen.sv1")
@@ -144,6 +145,28 @@ def template_provider_source(
     )
 
 
+#: Proxy mode: the bytes each local miner rolls, beyond the per-channel prefix we ask the pool for.
+PROXY_MINER_ROLLABLE = 8
+
+
+def upstream_service(
+    config: Config, mining: MiningService, reactor: IReactorCore, events: EventBus
+) -> UpstreamService | None:
+    """Proxy mode's job source and share sink: the Stratum V2 pools of ``pool_url`` and its backups."""
+    urls = [url for url in config.pool_urls if url.protocol is PoolProtocol.V2]
+    if not urls:
+        return None  # the daemon says why at start
+    return UpstreamService(
+        urls,
+        mining,
+        events,
+        reactor,
+        config.upstream.user_identity,
+        min_extranonce_size=config.mining.channel_prefix_size + PROXY_MINER_ROLLABLE,
+        handshake_timeout=config.noise.handshake_timeout,
+    )
+
+
 def _job_factory(config: Config) -> JobFactory:
     network = Network.from_name(config.node.chain)
     payout = [(script_for_address(address, network), percent) for address, percent in config.coinbase.payout or ()]
@@ -159,15 +182,23 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
 
         reactor = cast(IReactorCore, global_reactor)
     daemon = Daemon(options.loaded, reactor, authority=options.authority)
-    solo = solo_payout(Network.from_name(options.loaded.node.chain)) if options.loaded.coinbase.solo else None
+    config = options.loaded
+    proxy = config.mode is Mode.PROXY
+    solo = solo_payout(Network.from_name(config.node.chain)) if config.coinbase.solo and not proxy else None
+    # In proxy mode the extranonce space is the upstream channel's: until it is known, channels
+    # get the room we will ask the pool for, so none has to be closed once it answers.
+    space = config.mining.channel_prefix_size + PROXY_MINER_ROLLABLE if proxy else None
     mining = MiningService(
         cast(IReactorTime, reactor),
         daemon.events,
-        pool_settings(options.loaded.mining, solo),
-        keepalive_interval=options.loaded.mining.keepalive_interval,
+        pool_settings(config.mining, solo, extranonce_size=space),
+        keepalive_interval=config.mining.keepalive_interval,
     )
     daemon.add(mining, "mining")
-    config = options.loaded
+    if proxy:
+        upstream = upstream_service(config, mining, reactor, daemon.events)
+        if upstream is not None:
+            daemon.add(upstream, "upstream")
     if config.mode is Mode.POOL and config.coinbase.payout is not None:
         ready = None
         if config.node.embedded:

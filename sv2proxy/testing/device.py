@@ -33,6 +33,7 @@ from sv2proxy.codec.mining import (
     OpenMiningChannelError,
     OpenStandardMiningChannel,
     OpenStandardMiningChannelSuccess,
+    SetExtranoncePrefix,
     SetNewPrevHash,
     SetTarget,
     SubmitSharesError,
@@ -76,6 +77,7 @@ class MiningDevice(FramedProtocol):
         self.channel_id: int | None = None
         self.target = 0
         self.extranonce_prefix = b""
+        self._next_prefix: bytes | None = None
         self.extranonce_size = 0
         self._jobs: dict[int, Message] = {}
         self._job: Message | None = None
@@ -104,7 +106,12 @@ class MiningDevice(FramedProtocol):
             self.extranonce_prefix = message.extranonce_prefix
             self.extranonce_size = getattr(message, "extranonce_size", 0)
             self.factory.opened(self)
+        elif isinstance(message, SetExtranoncePrefix) and message.channel_id == self.channel_id:
+            # For the jobs sent after it (a proxy that failed over to another pool sends it).
+            self._next_prefix = message.extranonce_prefix
         elif isinstance(message, NewMiningJob | NewExtendedMiningJob):
+            if self._next_prefix is not None:
+                self.extranonce_prefix, self._next_prefix = self._next_prefix, None
             self.stats.jobs += 1
             self._jobs[message.job_id] = message
             if message.min_ntime is not None and self._prev is not None:

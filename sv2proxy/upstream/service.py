@@ -1,0 +1,382 @@
+"""Proxy mode's link to its remote pools: an ordered list of Stratum V2 upstreams, with failover.
+
+:class:`UpstreamService` connects to the first URL; when a connection cannot be made, or is
+lost, it fails over to the next one (wrapping around), after a delay from an exponential
+backoff with jitter (``twisted.application.internet.backoffPolicy``) that grows with every
+consecutive failed attempt and starts again once a channel opens.  Each link is Noise NX with
+the URL's pinned authority key (PROTOCOL.md §5); a pool's Reconnect is followed to the host
+and port it names with the same key (§6 "Reconnect").
+
+Per connection exactly one extended channel is opened, whatever the number of local miners
+(FIELD-NOTES.md: aggregated mode).  The service is the mining service's ``share_sink``: every
+share a local miner gets accepted goes to the connection's :class:`UpstreamSession`, which
+forwards those that meet the pool's target.  It publishes MiningPoolConnected once a channel is
+open and MiningPoolDisconnected when it goes, and every ``update_interval`` seconds tells the
+pool the local miners' hash rate (UpdateChannel).
+
+Not a ``ClientService``: that retries one endpoint, and counts a TCP connection as a success
+even when its Noise handshake, SetupConnection or channel then fails, which would reset the
+backoff on every attempt against a pool that refuses us.  Here an attempt succeeds only once
+its channel is open, and each failure moves on to the next URL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from twisted.application.internet import backoffPolicy
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IDelayedCall, IProtocol, IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.protocol import Factory, connectionDone
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from sv2proxy import __version__
+from sv2proxy.config import PoolProtocol, PoolUrl
+from sv2proxy.events import EventBus, MiningPoolConnected, MiningPoolDisconnected
+from sv2proxy.link.noise import DEFAULT_HANDSHAKE_TIMEOUT, NoiseClientFactory, NoiseProtocol
+from sv2proxy.server.mining import AcceptedShare
+from sv2proxy.upstream.client import (
+    DEFAULT_OPEN_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT,
+    ProxiedMining,
+    UpstreamProtocol,
+)
+from sv2proxy.upstream.session import ChannelOpened, UpstreamSession
+
+log = Logger()
+
+DEFAULT_NOMINAL_HASH_RATE = 1e12  # H/s a pool assumes until the first UpdateChannel
+#: Four bytes for the local channel part and four for each miner to roll.
+DEFAULT_MIN_EXTRANONCE_SIZE = 8
+DEFAULT_UPDATE_INTERVAL = 60.0
+DEFAULT_CONNECT_TIMEOUT = 30.0
+INITIAL_RETRY_DELAY = 1.0
+MAX_RETRY_DELAY = 60.0
+
+RetryPolicy = Callable[[int], float]
+
+
+def default_retry_policy() -> RetryPolicy:
+    """1 s after the first failure, x1.5 per further one, at most 60 s, plus up to 1 s of jitter."""
+    return backoffPolicy(initialDelay=INITIAL_RETRY_DELAY, maxDelay=MAX_RETRY_DELAY, factor=1.5)
+
+
+def redirected(url: PoolUrl, host: str, port: int) -> PoolUrl:
+    """``url`` moved to ``host``:``port`` (a pool's Reconnect): same scheme and authority key."""
+    parts = urlsplit(url.text)
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return dataclasses.replace(url, text=urlunsplit(parts._replace(netloc=netloc)), host=host, port=port)
+
+
+class _Attempt:
+    """One connection attempt to one URL, from connect() until its link is gone.
+
+    It is the :class:`~sv2proxy.upstream.client.UpstreamListener` of the protocol it builds,
+    so a late callback from an old connection can never be taken for the current one's.
+    """
+
+    def __init__(self, service: UpstreamService, url: PoolUrl, index: int) -> None:
+        self.service = service
+        self.url = url
+        self.index = index  # the position in the URL list this attempt stands for
+        self.connecting: Deferred[IProtocol] | None = None
+        self.outer: IProtocol | None = None  # the transport's protocol (Noise, or ours if plain)
+        self.protocol: UpstreamProtocol | None = None  # once the link is up (after Noise)
+        self.opened = False
+        self.redirect: PoolUrl | None = None
+        self.ended = False
+        self.done: Deferred[None] = Deferred()
+
+    def link_up(self, protocol: UpstreamProtocol) -> None:
+        self.protocol = protocol
+        log.info("connected to upstream {url}; setting up", url=self.url.text)
+
+    def channel_opened(self, protocol: UpstreamProtocol, opened: ChannelOpened) -> None:
+        self.service._channel_opened(self, protocol)
+
+    def reconnect_requested(self, protocol: UpstreamProtocol, host: str, port: int) -> None:
+        self.redirect = redirected(self.url, host, port)
+
+    def link_lost(self, protocol: UpstreamProtocol | None, reason: str) -> None:
+        if protocol is None and self.protocol is None:
+            reason = f"closed before the Noise handshake completed ({reason})"
+        self.service._attempt_ended(self, reason)
+
+
+class _UpstreamFactory(Factory):
+    noisy = False
+    protocol = UpstreamProtocol
+
+    def __init__(self, service: UpstreamService, attempt: _Attempt) -> None:
+        self.service = service
+        self.attempt = attempt
+
+    def buildProtocol(self, addr: object) -> UpstreamProtocol:  # noqa: N802
+        protocol = self.service._new_protocol(self.attempt)
+        protocol.factory = self
+        return protocol
+
+
+class _ReportingNoiseProtocol(NoiseProtocol):
+    """Noise that also reports a link lost before its handshake completed."""
+
+    factory: _ReportingNoiseFactory
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
+        super().connectionLost(reason)
+        # After the wrapped protocol heard it (if it was ever connected): its reason wins.
+        self.factory.attempt.link_lost(None, reason.getErrorMessage())
+
+
+class _ReportingNoiseFactory(NoiseClientFactory):
+    protocol = _ReportingNoiseProtocol
+
+    def __init__(self, wrapped: _UpstreamFactory, authority_key: bytes, clock: Any, handshake_timeout: float) -> None:
+        super().__init__(wrapped, authority_key, clock, handshake_timeout)
+        self.attempt = wrapped.attempt
+
+
+class UpstreamService(Service):
+    """Work from a remote pool for the local miners, and their shares back to it.
+
+    ``urls`` in order of preference; ``reactor`` connects (IReactorTCP) and times everything
+    (IReactorTime).  ``allow_plaintext`` permits plain TCP to URLs without an authority key
+    (tests, a pool on a trusted socket); otherwise every link is Noise with the URL's key.
+    ``endpoint_for`` makes the client endpoint for a URL (default: a HostnameEndpoint).
+    """
+
+    name = "upstream"  # type: ignore[assignment]  # Service types name as None
+
+    def __init__(
+        self,
+        urls: Sequence[PoolUrl],
+        mining: ProxiedMining,
+        events: EventBus,
+        reactor: Any,
+        user_identity: str,
+        nominal_hash_rate: float = DEFAULT_NOMINAL_HASH_RATE,
+        min_extranonce_size: int = DEFAULT_MIN_EXTRANONCE_SIZE,
+        update_interval: float = DEFAULT_UPDATE_INTERVAL,
+        *,
+        allow_plaintext: bool = False,
+        retry_policy: RetryPolicy | None = None,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+        open_timeout: float = DEFAULT_OPEN_TIMEOUT,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        endpoint_for: Callable[[PoolUrl], IStreamClientEndpoint] | None = None,
+    ) -> None:
+        if not urls:
+            raise ValueError("proxy mode needs at least one upstream pool URL")
+        for url in urls:
+            if url.protocol is PoolProtocol.V1:
+                raise ValueError(f"{url.text}: Stratum V1 upstream pools are not supported yet; use a stratum2+tcp URL")
+            if url.authority_key is None and not allow_plaintext:
+                raise ValueError(
+                    f"{url.text}: no authority key to pin the pool's Noise handshake to"
+                    " (an unencrypted upstream must be allowed explicitly)"
+                )
+        if update_interval <= 0:
+            raise ValueError(f"update_interval must be positive, got {update_interval}")
+        # A session checks these too, but only once connected: a bad value must stop start-up.
+        UpstreamSession(user_identity, nominal_hash_rate, min_extranonce_size)
+        self.urls = tuple(urls)
+        self.mining = mining
+        self.events = events
+        self.user_identity = user_identity
+        self.nominal_hash_rate = nominal_hash_rate
+        self.min_extranonce_size = min_extranonce_size
+        self.update_interval = update_interval
+        self.allow_plaintext = allow_plaintext
+        self.stall_timeout = stall_timeout
+        self.open_timeout = open_timeout
+        self.handshake_timeout = handshake_timeout
+        self.connect_timeout = connect_timeout
+        self._reactor = reactor
+        self._endpoint_for = endpoint_for or self._hostname_endpoint
+        self._retry_policy = retry_policy or default_retry_policy()
+        self._index = 0
+        self._failures = 0
+        self._redirect: PoolUrl | None = None
+        self._attempt: _Attempt | None = None
+        self._retry_call: IDelayedCall | None = None
+        self._updater = LoopingCall(self._update_channel)
+        self._updater.clock = reactor
+        #: The connection whose channel is open, and its URL (None while there is none).
+        self.protocol: UpstreamProtocol | None = None
+        self.url: PoolUrl | None = None
+        #: Accepted local shares that found no open upstream channel.
+        self.shares_without_upstream = 0
+
+    @property
+    def session(self) -> UpstreamSession | None:
+        """The open channel's session: its counters and state."""
+        return self.protocol.session if self.protocol is not None else None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def startService(self) -> None:  # noqa: N802
+        super().startService()
+        self.mining.share_sink = self
+        self._connect()
+
+    def stopService(self) -> Deferred[None]:  # noqa: N802
+        super().stopService()
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
+        if self._updater.running:
+            self._updater.stop()
+        if self.mining.share_sink is self:
+            self.mining.share_sink = None
+        attempt = self._attempt
+        if attempt is None:
+            return succeed(None)
+        done = attempt.done
+        if attempt.protocol is not None:
+            attempt.protocol.close("the daemon is stopping", abort=False)
+        elif attempt.outer is not None:
+            transport = getattr(attempt.outer, "transport", None)
+            if transport is not None:
+                transport.abortConnection()
+        elif attempt.connecting is not None:
+            attempt.connecting.cancel()
+        return done
+
+    # -- the mining service's share sink ---------------------------------------------------
+
+    def share_accepted(self, share: AcceptedShare) -> None:
+        """A local miner's accepted share: forwarded if it meets the pool's target."""
+        protocol = self.protocol
+        if protocol is None:
+            self.shares_without_upstream += 1
+            return
+        protocol.forward_share(share)
+
+    # -- connecting ------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        self._retry_call = None
+        url, self._redirect = self._redirect or self.urls[self._index], None
+        attempt = self._attempt = _Attempt(self, url, self._index)
+        upstream = _UpstreamFactory(self, attempt)
+        factory: IProtocolFactory = upstream
+        if url.authority_key is not None:
+            factory = _ReportingNoiseFactory(upstream, url.authority_key, self._reactor, self.handshake_timeout)
+        endpoint = self._endpoint_for(url)
+        log.info("connecting to upstream {url}", url=url.text)
+        connecting = attempt.connecting = endpoint.connect(factory)
+        connecting.addCallbacks(
+            lambda outer: self._connected(attempt, outer),
+            lambda failure: self._attempt_ended(attempt, failure.getErrorMessage()),
+        )
+
+    def _hostname_endpoint(self, url: PoolUrl) -> IStreamClientEndpoint:
+        return HostnameEndpoint(self._reactor, url.host, url.port, timeout=self.connect_timeout)
+
+    def _connected(self, attempt: _Attempt, outer: IProtocol) -> None:
+        attempt.connecting = None
+        attempt.outer = outer
+
+    def _new_protocol(self, attempt: _Attempt) -> UpstreamProtocol:
+        # The pool's first idea of our speed: what the local miners do, if any are mining yet.
+        hash_rate = self.mining.total_hash_rate() or self.nominal_hash_rate
+        session = UpstreamSession(
+            self.user_identity,
+            hash_rate,
+            self.min_extranonce_size,
+            attempt.url.host,
+            attempt.url.port,
+            firmware=__version__,
+        )
+        return UpstreamProtocol(
+            session,
+            self.mining,
+            self._reactor,
+            attempt,
+            attempt.url.text,
+            self.stall_timeout,
+            self.open_timeout,
+        )
+
+    def _channel_opened(self, attempt: _Attempt, protocol: UpstreamProtocol) -> None:
+        if attempt is not self._attempt or attempt.ended:
+            return
+        attempt.opened = True
+        self._failures = 0
+        self.protocol = protocol
+        self.url = attempt.url
+        self.events.publish(MiningPoolConnected(attempt.url.text))
+        if not self._updater.running:
+            self._updater.start(self.update_interval, now=False)
+
+    def _attempt_ended(self, attempt: _Attempt, reason: str) -> None:
+        if attempt.ended:
+            return
+        attempt.ended = True
+        attempt.connecting = None
+        if attempt is not self._attempt:
+            attempt.done.callback(None)
+            return
+        self._attempt = None
+        url = attempt.url
+        if attempt.opened:
+            self.protocol = None
+            self.url = None
+            if self._updater.running:
+                self._updater.stop()
+            if not self.running:
+                reason = "the daemon is stopping"
+            # Before anyone hears of it: the local miners must stop mining the pool's work.
+            self.mining.drop_work()
+            self.events.publish(MiningPoolDisconnected(url.text, reason))
+        attempt.done.callback(None)
+        if not self.running:
+            log.info("closed upstream {url}", url=url.text)
+            return
+        n = len(self.urls)
+        if attempt.redirect is not None:
+            self._redirect = attempt.redirect
+            delay = 0.0
+            log.info("upstream {url} moved us to {target}; reconnecting", url=url.text, target=attempt.redirect.text)
+        elif attempt.opened:
+            self._index = (attempt.index + 1) % n
+            delay = self._retry_policy(0)
+            log.warn(
+                "lost upstream {url} ({reason}); failing over to {next} in {delay:.1f} s",
+                url=url.text,
+                reason=reason,
+                next=self.urls[self._index].text,
+                delay=delay,
+            )
+        else:
+            self._failures += 1
+            self._index = (attempt.index + 1) % n
+            delay = self._retry_policy(self._failures - 1)
+            log.warn(
+                "cannot use upstream {url} ({reason}); failing over to {next} in {delay:.1f} s"
+                " ({failures} failed attempts in a row)",
+                url=url.text,
+                reason=reason,
+                next=self.urls[self._index].text,
+                delay=delay,
+                failures=self._failures,
+            )
+        self._retry_call = self._reactor.callLater(delay, self._connect)
+
+    # -- periodic --------------------------------------------------------------------------
+
+    def _update_channel(self) -> None:
+        protocol = self.protocol
+        if protocol is None:
+            return
+        hash_rate = self.mining.total_hash_rate()
+        if hash_rate > 0:
+            protocol.update_channel(hash_rate)

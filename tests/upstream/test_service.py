@@ -1,0 +1,348 @@
+"""UpstreamService on a MemoryReactorClock: failover order, wrap-around, backoff timing, stalls,
+Reconnect, one channel per connection, share forwarding, UpdateChannel, events and shutdown."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+
+from sv2proxy.codec.common import Reconnect, SetupConnection, SetupConnectionError, SetupConnectionSuccess
+from sv2proxy.codec.message import Message
+from sv2proxy.codec.mining import (
+    NewExtendedMiningJob,
+    OpenExtendedMiningChannel,
+    OpenExtendedMiningChannelSuccess,
+    SetNewPrevHash,
+    SubmitSharesExtended,
+    UpdateChannel,
+)
+from sv2proxy.config import PoolProtocol, PoolUrl
+from sv2proxy.events import Event, EventBus, MiningPoolConnected, MiningPoolDisconnected
+from sv2proxy.noise.handshake import ACT1_SIZE
+from sv2proxy.noise.keys import AuthorityKey
+from sv2proxy.upstream.service import (
+    INITIAL_RETRY_DELAY,
+    MAX_RETRY_DELAY,
+    UpstreamService,
+    default_retry_policy,
+    redirected,
+)
+
+from .fakes import FakeMining, share, written
+
+PREFIX = b"\xaa\xbb"
+TARGET = (1 << 240).to_bytes(32, "little")
+DELAYS = (1.0, 2.0, 4.0, 8.0)
+
+
+def url(n: int, key: bytes | None = None) -> PoolUrl:
+    return PoolUrl(f"stratum2+tcp://10.0.0.{n}:{3330 + n}", PoolProtocol.V2, f"10.0.0.{n}", 3330 + n, key)
+
+
+URLS = (url(1), url(2), url(3))
+
+
+class Link:
+    """One accepted connection: bytes in, messages out."""
+
+    def __init__(self, protocol, transport: StringTransport) -> None:
+        self.protocol = protocol
+        self.transport = transport
+
+    def feed(self, *messages: Message) -> None:
+        self.protocol.dataReceived(b"".join(m.to_frame() for m in messages))
+
+    def sent(self) -> list[Message]:
+        messages = written(self.transport.value())
+        self.transport.clear()
+        return messages
+
+    def open(self, channel_id: int = 5) -> None:
+        self.feed(SetupConnectionSuccess(2, 0), OpenExtendedMiningChannelSuccess(1, channel_id, TARGET, 8, PREFIX, 0))
+
+    def lose(self, why: str = "gone") -> None:
+        self.protocol.connectionLost(Failure(ConnectionDone(why)))
+
+
+class Harness:
+    def __init__(self, urls=URLS, **kwargs) -> None:
+        self.reactor = MemoryReactorClock()
+        self.mining = FakeMining()
+        self.events = EventBus()
+        self.published: list[Event] = []
+        self.events.subscribe(Event, self.published.append)
+        self.asked: list[PoolUrl] = []  # every URL the service connected to, in order
+
+        def endpoint_for(target: PoolUrl) -> TCP4ClientEndpoint:
+            self.asked.append(target)
+            return TCP4ClientEndpoint(self.reactor, target.host, target.port)
+
+        options = {"allow_plaintext": True, "retry_policy": lambda n: DELAYS[min(n, len(DELAYS) - 1)]}
+        options.update(kwargs)
+        self.service = UpstreamService(
+            urls,
+            self.mining,
+            self.events,
+            self.reactor,
+            "proxy.user",
+            1e9,
+            6,
+            60.0,
+            endpoint_for=endpoint_for,
+            **options,
+        )
+
+    def ports(self) -> list[int]:
+        return [port for _, port, *_ in self.reactor.tcpClients]
+
+    def refuse(self) -> None:
+        factory = self.reactor.tcpClients[-1][2]
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError("no pool here")))
+
+    def accept(self) -> Link:
+        factory = self.reactor.tcpClients[-1][2]
+        protocol = factory.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        return Link(protocol, transport)
+
+    def pool_events(self) -> list[Event]:
+        return [e for e in self.published if isinstance(e, MiningPoolConnected | MiningPoolDisconnected)]
+
+
+def test_the_first_url_is_tried_first_and_its_open_channel_announced():
+    h = Harness()
+    h.service.startService()
+    assert h.mining.share_sink is h.service
+    assert h.ports() == [3331]
+    link = h.accept()
+    [setup] = link.sent()
+    assert isinstance(setup, SetupConnection) and (setup.endpoint_host, setup.endpoint_port) == ("10.0.0.1", 3331)
+    link.open()
+    assert h.pool_events() == [MiningPoolConnected(URLS[0].text)]
+    assert h.mining.calls == [("set_extranonce_space", (PREFIX, 10))]
+    assert h.service.url == URLS[0] and h.service.session.is_open
+
+
+def test_failover_goes_down_the_list_with_growing_backoff_and_wraps_around():
+    h = Harness()
+    h.service.startService()
+    expected = [3331]
+    for delay, port in zip(DELAYS, (3332, 3333, 3331, 3332), strict=True):
+        h.refuse()
+        h.reactor.advance(delay - 0.001)
+        assert h.ports() == expected  # not before its delay ...
+        h.reactor.advance(0.001)
+        expected.append(port)
+        assert h.ports() == expected  # ... and then to the next URL
+    assert h.pool_events() == [] and h.mining.calls == []
+
+
+def test_a_lost_channel_fails_over_to_the_next_pool_and_drops_the_work():
+    h = Harness()
+    h.service.startService()
+    h.refuse()
+    h.reactor.advance(1.0)
+    h.refuse()
+    h.reactor.advance(2.0)  # two failures in a row: the third attempt came after 2 s
+    link = h.accept()  # the third URL
+    link.open()
+    link.feed(NewExtendedMiningJob(5, 1, None, 0x20000000, True, (), b"\x01", b"\x02"))
+    link.lose("pool restarted")
+    assert h.service.url is None and h.service.session is None
+    assert h.mining.names() == ["set_extranonce_space", "new_work", "drop_work"]
+    assert h.pool_events() == [
+        MiningPoolConnected(URLS[2].text),
+        MiningPoolDisconnected(URLS[2].text, "Connection was closed cleanly: pool restarted."),
+    ]
+    # An open channel reset the count: the first delay again, and the list wraps to the first URL.
+    h.reactor.advance(DELAYS[0])
+    assert h.ports() == [3331, 3332, 3333, 3331]
+
+
+def test_a_link_that_ends_before_its_channel_opens_is_a_failed_attempt():
+    h = Harness()
+    h.service.startService()
+    link = h.accept()
+    link.feed(SetupConnectionError(0, "unsupported-protocol"))
+    assert link.transport.disconnecting
+    link.lose()
+    h.reactor.advance(DELAYS[0])
+    link = h.accept()
+    link.feed(SetupConnectionSuccess(2, 0))
+    link.lose()  # gone while opening
+    h.reactor.advance(DELAYS[1] - 0.001)
+    assert h.ports() == [3331, 3332]
+    h.reactor.advance(0.001)
+    assert h.ports() == [3331, 3332, 3333]
+    assert h.pool_events() == [] and h.mining.calls == []
+
+
+def test_a_stalled_pool_is_dropped_and_the_next_one_tried():
+    h = Harness(stall_timeout=120.0)
+    h.service.startService()
+    link = h.accept()
+    link.open()
+    h.reactor.advance(120.0)
+    assert link.transport.disconnecting
+    link.lose()
+    assert h.pool_events()[-1] == MiningPoolDisconnected(URLS[0].text, "no message for 120 s")
+    h.reactor.advance(DELAYS[0])
+    assert h.ports() == [3331, 3332]
+
+
+def test_reconnect_goes_where_the_pool_says_at_once_with_the_same_authority_key():
+    key = AuthorityKey.generate().public
+    h = Harness(urls=(url(1, key), url(2, key)))
+    h.service.startService()
+    link = h.accept()
+    link.protocol.dataReceived(b"")  # nothing to say before the handshake
+    # The Noise initiator speaks first: act 1, not a SetupConnection frame.
+    assert len(link.transport.value()) == ACT1_SIZE
+    link.lose()  # before the handshake completed: a failed attempt like any other
+    assert h.asked[0].authority_key == key
+    h.reactor.advance(DELAYS[0])
+    assert h.ports() == [3331, 3332] and h.pool_events() == []
+
+    h = Harness()
+    h.service.startService()
+    link = h.accept()
+    link.open()
+    link.feed(Reconnect("10.7.7.7", 4444))
+    assert link.transport.disconnecting
+    link.lose()
+    assert h.pool_events()[-1] == MiningPoolDisconnected(
+        URLS[0].text, "the pool asked us to reconnect to 10.7.7.7:4444"
+    )
+    h.reactor.advance(0)
+    assert h.ports() == [3331, 4444]
+    assert h.asked[-1] == redirected(URLS[0], "10.7.7.7", 4444)
+    assert h.asked[-1].text == "stratum2+tcp://10.7.7.7:4444" and h.asked[-1].authority_key is None
+    link = h.accept()
+    link.open()
+    assert h.pool_events()[-1] == MiningPoolConnected("stratum2+tcp://10.7.7.7:4444")
+    # When the place it moved us to goes, the list resumes after the URL that moved us.
+    link.lose()
+    h.reactor.advance(DELAYS[0])
+    assert h.ports() == [3331, 4444, 3332]
+
+
+def test_a_redirect_that_cannot_be_reached_falls_back_to_the_list():
+    h = Harness()
+    h.service.startService()
+    link = h.accept()
+    link.open()
+    link.feed(Reconnect("", 4444))  # the same host, another port
+    link.lose()
+    h.reactor.advance(0)
+    assert h.asked[-1].host == "10.0.0.1" and h.ports() == [3331, 4444]
+    h.refuse()
+    h.reactor.advance(DELAYS[0])
+    assert h.ports() == [3331, 4444, 3332]
+
+
+def test_one_channel_per_connection_and_only_shares_for_the_pool_are_forwarded():
+    h = Harness()
+    h.service.startService()
+    h.service.share_accepted(share(1, PREFIX + bytes(8)))  # no upstream yet
+    assert h.service.shares_without_upstream == 1
+    link = h.accept()
+    link.open()
+    link.feed(
+        NewExtendedMiningJob(5, 1, None, 0x20000000, True, (), b"\x01", b"\x02"),
+        SetNewPrevHash(5, 1, bytes(32), 1_700_000_000, 0x1D00FFFF),
+    )
+    for worker in range(50):  # many local miners, one upstream channel
+        h.service.share_accepted(share(1, PREFIX + bytes(8), worker=f"w{worker}", channel_id=worker))
+    h.service.share_accepted(share(1, PREFIX + bytes(8), b"\xff" * 32))  # below the pool's target
+    sent = link.sent()
+    assert sum(isinstance(m, OpenExtendedMiningChannel) for m in sent) == 1
+    submitted = [m for m in sent if isinstance(m, SubmitSharesExtended)]
+    assert [m.sequence_number for m in submitted] == list(range(50))
+    assert h.service.session.below_target == 1
+
+
+def test_the_channel_opens_with_the_local_hash_rate_and_is_updated_every_interval():
+    h = Harness()
+    h.mining.hash_rate = 2.0**41
+    h.service.startService()
+    link = h.accept()
+    link.feed(SetupConnectionSuccess(2, 0))
+    [request] = [m for m in link.sent() if isinstance(m, OpenExtendedMiningChannel)]
+    assert request.nominal_hash_rate == 2.0**41 and request.min_extranonce_size == 6
+    link.feed(OpenExtendedMiningChannelSuccess(1, 5, TARGET, 8, PREFIX, 0))
+    h.mining.hash_rate = 2.0**42
+    h.reactor.advance(59.0)
+    assert link.sent() == []
+    h.reactor.advance(1.0)
+    assert link.sent() == [UpdateChannel(5, 2.0**42, b"\xff" * 32)]
+    h.mining.hash_rate = 0.0  # no local miners: nothing to tell
+    h.reactor.advance(60.0)
+    assert link.sent() == []
+    link.lose()
+    h.mining.hash_rate = 1.0
+    h.reactor.advance(0.5)
+    assert [call.func.__name__ for call in h.reactor.getDelayedCalls()] == ["_connect"]  # no updater left
+
+
+def test_stopping_closes_the_link_and_leaves_no_timer():
+    h = Harness()
+    h.service.startService()
+    link = h.accept()
+    link.open()
+    stopped = h.service.stopService()
+    assert link.transport.disconnecting and not stopped.called
+    assert h.mining.share_sink is None
+    link.lose()
+    assert stopped.called
+    assert h.pool_events()[-1] == MiningPoolDisconnected(URLS[0].text, "the daemon is stopping")
+    assert h.reactor.getDelayedCalls() == [] and h.ports() == [3331]
+
+
+def test_stopping_while_connecting_or_waiting_to_retry_leaves_no_timer():
+    h = Harness()
+    h.service.startService()
+    stopped = h.service.stopService()  # the connection attempt is still pending
+    assert stopped.called and h.reactor.getDelayedCalls() == []
+    h = Harness()
+    h.service.startService()
+    h.refuse()
+    assert len(h.reactor.getDelayedCalls()) == 1
+    assert h.service.stopService().called
+    assert h.reactor.getDelayedCalls() == [] and h.pool_events() == []
+
+
+def test_the_constructor_refuses_what_it_cannot_connect_to():
+    mining, events, reactor = FakeMining(), EventBus(), MemoryReactorClock()
+    v1 = PoolUrl("stratum+tcp://10.0.0.1:3333", PoolProtocol.V1, "10.0.0.1", 3333, None)
+    cases = [
+        ((), {}, "at least one"),
+        ((v1,), {}, "Stratum V1"),
+        ((url(1),), {}, "no authority key"),
+        ((url(1),), {"allow_plaintext": True, "update_interval": 0}, "update_interval"),
+        ((url(1),), {"allow_plaintext": True, "min_extranonce_size": 40}, "min_extranonce_size"),
+    ]
+    for urls, kwargs, words in cases:
+        with pytest.raises(ValueError, match=words):
+            UpstreamService(urls, mining, events, reactor, "proxy", **kwargs)
+
+
+def test_the_default_backoff_grows_with_jitter_up_to_its_cap():
+    policy = default_retry_policy()
+    assert INITIAL_RETRY_DELAY <= policy(0) <= INITIAL_RETRY_DELAY + 1
+    assert 1.5 <= policy(1) <= 2.5
+    assert MAX_RETRY_DELAY <= policy(100) <= MAX_RETRY_DELAY + 1
+
+
+def test_redirected_urls_keep_scheme_and_key_and_bracket_ipv6():
+    key = bytes(range(32))
+    moved = redirected(url(1, key), "2001:db8::1", 4000)
+    assert (moved.text, moved.host, moved.port, moved.authority_key) == (
+        "stratum2+tcp://[2001:db8::1]:4000",
+        "2001:db8::1",
+        4000,
+        key,
+    )
