@@ -49,6 +49,10 @@ class Work:
     #: The script this work's coinbase pays in full (solo-pool channels), or None for the
     #: configured payout; the block sink needs it to rebuild the block.
     payout: bytes | None = None
+    #: The start of the full extranonce that ``coinbase_prefix`` already ends with: in proxy
+    #: mode the upstream pool's prefix (and bytes it granted beyond our space), so that local
+    #: channels keep their prefixes whatever pool they mine for.
+    fixed_extranonce: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -332,6 +332,11 @@ class ChannelManager:
                 out.append((owner, SetExtranoncePrefix(channel_id, prefix)))
         return out
 
+    @property
+    def extranonce_size(self) -> int:
+        """Bytes of extranonce the channels share out (prefixes plus what miners roll)."""
+        return self._extranonce.layout.total_size
+
     def total_hash_rate(self) -> float:
         """H/s all channels together do, as their shares say (what an upstream is told)."""
         return sum(vardiff.estimated_hash_rate for vardiff in self._vardiff.values())

@@ -9,6 +9,7 @@ sources (a node's templates, an upstream pool) give it work through :meth:`new_w
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -140,6 +141,9 @@ class MiningService(Service):
         self.clock = clock
         self.events = events
         self.manager = ChannelManager(settings)
+        # Proxy mode: our own extranonce space, and the upstream's bytes in front of it.
+        self._extranonce_size = self.manager.extranonce_size
+        self._fixed_extranonce = b""
         self.keepalive_interval = keepalive_interval
         self.block_sink: BlockSink | None = None
         self.share_sink: ShareSink | None = None
@@ -264,7 +268,7 @@ class MiningService(Service):
             rolled = share.extranonce if isinstance(share, SubmitSharesExtended) else b""
             accepted = AcceptedShare(
                 job.work.source_id,
-                job.extranonce_prefix + rolled,
+                job.work.fixed_extranonce + job.extranonce_prefix + rolled,
                 share.version,
                 share.ntime,
                 share.nonce,
@@ -331,6 +335,7 @@ class MiningService(Service):
 
     def new_work(self, work: Work, variant: WorkVariant | None = None) -> int:
         """Send ``work`` to every channel (``variant`` for solo channels); returns its job id."""
+        work = self._with_fixed_extranonce(work)
         job_id, out = self.manager.new_work(work, variant)
         self._last_work_at = self.clock.seconds()
         self._deliver(out)
@@ -346,6 +351,7 @@ class MiningService(Service):
 
     def new_tip(self, work: Work, prev: PrevHash, variant: WorkVariant | None = None) -> int:
         """A new chain tip: each channel gets its job and SetNewPrevHash together."""
+        work = self._with_fixed_extranonce(work)
         job_id, out = self.manager.new_tip(work, prev, variant)
         self._last_work_at = self.clock.seconds()
         self._deliver(out)
@@ -365,13 +371,27 @@ class MiningService(Service):
         self._last_work_at = self.clock.seconds()
 
     def set_extranonce_space(self, fixed: bytes, total_size: int) -> None:
-        """A new extranonce space (proxy mode: the upstream channel's prefix and size).
+        """The extranonce space of the work to come (proxy mode: the upstream channel's).
 
-        Channels are told their new prefixes (or closed when their miner rolls more bytes than
-        are left); call before giving out any work of the new space.  PoolError if it cannot
-        hold the per-channel bytes.
+        ``fixed`` (the pool's prefix) and any bytes the pool grants beyond our own space go
+        into the coinbase prefix of its work (:attr:`Work.fixed_extranonce`), so local channels
+        keep their prefixes whatever pool they mine for: failing over to a pool with another
+        prefix needs no message to any miner, and V1 miners that cannot be told a new
+        extranonce stay connected.  Only a space smaller than ours re-prefixes channels (or
+        closes those whose miner rolls more than is left).  Call before giving out any work of
+        the new space; PoolError if it cannot even hold the per-channel bytes.
         """
-        self._deliver(self.manager.rebase(fixed, total_size))
+        available = total_size - len(fixed)
+        local = min(self._extranonce_size, available)
+        if local != self.manager.extranonce_size:
+            self._deliver(self.manager.rebase(b"", local))
+        self._fixed_extranonce = fixed + bytes(available - local)
+
+    def _with_fixed_extranonce(self, work: Work) -> Work:
+        fixed = self._fixed_extranonce
+        if not fixed:
+            return work
+        return dataclasses.replace(work, coinbase_prefix=work.coinbase_prefix + fixed, fixed_extranonce=fixed)
 
     def drop_work(self) -> None:
         """The job source lost its work (the upstream went away): every job is stale now."""

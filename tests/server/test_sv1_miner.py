@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -269,7 +270,21 @@ def test_solo_pool_refuses_a_username_that_is_not_an_address():
         mining.stopService()
 
 
-def test_a_new_upstream_prefix_is_sent_to_subscribed_miners_and_others_are_sent_away(mining):
+def test_another_pools_prefix_goes_into_the_coinbase_and_miners_keep_their_extranonce1(mining):
+    mining.new_work(WORK)
+    mining.new_prev_hash(1, PREV)
+    miner = Miner(mining, extranonce2_size=2)
+    extranonce1 = bytes.fromhex(miner.handshake()["subscribe"]["result"][1])
+    # A pool with a 2-byte prefix and 10 bytes: our 8 fit behind it, nobody is told anything.
+    mining.set_extranonce_space(b"\xee\xee", 10)
+    assert miner.received() == []
+    mining.new_work(dataclasses.replace(WORK, source_id=3, future=False, min_ntime=NOW))
+    (notify,) = notifies(miner.received())
+    assert bytes.fromhex(notify[2]) == WORK.coinbase_prefix + b"\xee\xee"
+    assert mining.manager.channels[miner.protocol.channel_id].extranonce_prefix == extranonce1
+
+
+def test_a_smaller_space_re_prefixes_subscribed_miners_and_closes_the_others(mining):
     mining.new_work(WORK)
     mining.new_prev_hash(1, PREV)
     subscribed = Miner(mining, extranonce2_size=2)
@@ -277,17 +292,17 @@ def test_a_new_upstream_prefix_is_sent_to_subscribed_miners_and_others_are_sent_
     subscribed.handshake()
     plain = Miner(mining, extranonce2_size=2)
     plain.handshake()
-    mining.set_extranonce_space(b"\xee\xee", 10)
+    mining.set_extranonce_space(b"\xee\xee", 8)  # 6 bytes left for our 8
     (set_extranonce,) = [m for m in subscribed.received() if m.get("method") == "mining.set_extranonce"]
     extranonce1 = bytes.fromhex(set_extranonce["params"][0])
-    assert extranonce1[:2] == b"\xee\xee" and set_extranonce["params"][1] == 2 and len(extranonce1) == 8
+    assert set_extranonce["params"][1] == 2 and len(extranonce1) == 4
     # Without mining.extranonce.subscribe it cannot be told: closed, it reconnects to its pool URL.
     assert plain.received() == []
     assert plain.transport.disconnecting
 
 
 def test_a_subscribe_when_the_space_is_too_small_is_refused_cleanly(mining):
-    mining.set_extranonce_space(b"\xee" * 5, 8)  # 5 fixed + 2 local leaves 1 byte: no V1 miner fits
+    mining.set_extranonce_space(b"\xee" * 5, 8)  # 3 bytes left: 2 local leave 1, no V1 miner fits
     miner = Miner(mining)
     request_id = miner.send("mining.subscribe")
     (answer,) = miner.received()

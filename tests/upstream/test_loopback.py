@@ -110,12 +110,13 @@ async def test_a_proxy_aggregates_its_miner_into_one_upstream_channel_and_fails_
         assert channel_a.user_identity == "proxy.user"
         assert upstream.session.extranonce_prefix == channel_a.extranonce_prefix == b"\xaa\x00\x00"
 
-        # A miner behind the proxy mines in pool A's space: its prefix starts with the pool's.
+        # A miner behind the proxy mines in pool A's space: the pool's prefix ends the coinbase
+        # prefix of its jobs, the rest of A's extranonce (12 - 3 bytes) is the proxy's to share out.
         reactor.connectTCP("127.0.0.1", proxy.url.port, NoiseClientFactory(devices, proxy.authority.public, reactor))
         await until(lambda: devices.device is not None and devices.device.stats.jobs > 0)
         device = devices.device
-        assert device.extranonce_prefix.startswith(channel_a.extranonce_prefix)
-        assert len(device.extranonce_prefix) + device.extranonce_size == 12  # A's whole extranonce
+        assert device._job.coinbase_tx_prefix.endswith(channel_a.extranonce_prefix)
+        assert len(device.extranonce_prefix) + device.extranonce_size == 9
 
         # Three local shares in four fall short of the pool's target and stay local.
         await until(lambda: upstream.session.accepted >= 2 and upstream.session.below_target > 0)
@@ -132,8 +133,12 @@ async def test_a_proxy_aggregates_its_miner_into_one_upstream_channel_and_fails_
         assert pool_events[2] == MiningPoolConnected(pool_b.url.text)
         [channel_b] = pool_b.mining.manager.channels.values()
         assert upstream.session.extranonce_prefix == channel_b.extranonce_prefix == b"\xbb\x00\x00\x00"
-        await until(lambda: device.extranonce_prefix.startswith(channel_b.extranonce_prefix))
-        assert len(device.extranonce_prefix) + device.extranonce_size == 16  # B's whole extranonce
+        # B leaves more room than A: the proxy's own 12 bytes again (the miner's prefix is padded
+        # for its 7 rolled bytes), and B's prefix and its 16 - 4 - 12 = 0 spare bytes in the coinbase.
+        await until(
+            lambda: device._job is not None and device._job.coinbase_tx_prefix.endswith(channel_b.extranonce_prefix)
+        )
+        assert len(device.extranonce_prefix) + device.extranonce_size == 12
         await until(lambda: upstream.session is not None and upstream.session.accepted >= 1)
         assert {e.worker for e in pool_b.accepted} == {"proxy.user"}
         assert len(pool_b.mining.manager.channels) == 1
