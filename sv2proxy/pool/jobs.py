@@ -132,7 +132,12 @@ class JobStore:
     def add(self, job: ChannelJob) -> None:
         """A new job: future ones wait; others become active on the current prev hash."""
         if job.work.future:
-            self._future[job.job_id] = job
+            future = self._future
+            future[job.job_id] = job
+            while len(future) > self._max_past:
+                # Never activated: a source that keeps announcing future work without a prev
+                # hash must not grow this without end (the oldest goes first).
+                self._mark_stale(future.pop(next(iter(future))).job_id)
             return
         if self.prev is None:
             raise MiningJobError(f"job {job.job_id} is not a future job, but there is no prev hash to mine it on")

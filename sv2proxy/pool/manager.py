@@ -53,6 +53,8 @@ from sv2proxy.pool.validation import ShareResult, validate_share
 from sv2proxy.pool.vardiff import Vardiff, VardiffConfig, initial_difficulty_for
 
 Owner = Hashable
+#: Future work waiting for its prev hash, at most (the oldest is forgotten first).
+MAX_PENDING_FUTURE_WORK = 64
 #: CloseChannel reason when a new upstream's extranonce space leaves a miner too few bytes.
 ERROR_EXTRANONCE_SPACE_CHANGED = "extranonce-space-changed"
 Outgoing = tuple[Owner, Message]
@@ -394,7 +396,13 @@ class ChannelManager:
             raise MiningJobError("work that is not future needs a prev hash first")
         job_id = self._next_job_id
         self._next_job_id += 1
-        self._jobs_by_source[work.source_id] = (job_id, work, origin)
+        if work.future:
+            # Only future work is ever activated by source id; a source announcing future work
+            # without ever activating it must not grow this without end.
+            pending = self._jobs_by_source
+            pending[work.source_id] = (job_id, work, origin)
+            while len(pending) > MAX_PENDING_FUTURE_WORK:
+                del pending[next(iter(pending))]
         if not work.future:
             self._current = _Current(job_id, work, self._prev, origin)
         out: list[Outgoing] = []

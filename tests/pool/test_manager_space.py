@@ -172,3 +172,21 @@ def test_total_hash_rate_sums_the_channels():
     manager.open_extended("A", OpenExtendedMiningChannel(1, "w", 1e9, ANY, 2), NOW)
     manager.open_extended("B", OpenExtendedMiningChannel(2, "w", 3e9, ANY, 2), NOW)
     assert manager.total_hash_rate() == pytest.approx(4e9, rel=0.01)
+
+
+def test_future_work_never_activated_is_bounded_everywhere():
+    from sv2proxy.pool.manager import MAX_PENDING_FUTURE_WORK
+
+    manager = ChannelManager(easy_settings())
+    with_tip(manager)
+    out = messages(manager.open_extended("A", OpenExtendedMiningChannel(1, "w", 0.0, ANY, 2), NOW))
+    channel = manager.channels[out[0].channel_id]
+    for source_id in range(100, 100 + 3 * MAX_PENDING_FUTURE_WORK):
+        manager.new_work(work(source_id))
+    assert len(manager._jobs_by_source) == MAX_PENDING_FUTURE_WORK
+    assert len(channel.jobs.future_jobs()) <= manager.settings.max_past_jobs
+    # The newest can still be activated.
+    from tests.pool.test_manager import prev
+
+    newest = 100 + 3 * MAX_PENDING_FUTURE_WORK - 1
+    assert manager.new_prev_hash(newest, prev(b"next"))
