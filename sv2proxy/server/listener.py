@@ -8,6 +8,7 @@ from typing import cast
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorCore, IReactorTime
 from twisted.logger import Logger
 
@@ -26,19 +27,31 @@ class ListenerService(StreamServerEndpointService):
     """A listening endpoint that says where it really listens (port 0 included)."""
 
     def __init__(
-        self, endpoint: object, factory: object, what: str, url_path: str | None = None, scheme: str | None = None
+        self,
+        endpoint: object,
+        factory: object,
+        what: str,
+        url_path: str | None = None,
+        scheme: str | None = None,
+        key: str = "listen",
     ) -> None:
         super().__init__(endpoint, factory)
         self.what = what
         self.url_path = url_path
         self.scheme = scheme  # a Stratum V1 URL to log too
+        self.key = key
         self.port: IListeningPort | None = None
         self._waiters: list[Deferred[IListeningPort]] = []
         # A port we cannot bind must stop the start-up with its reason, not be logged and forgotten.
         self._raiseSynchronously = True
 
     def privilegedStartService(self) -> None:
-        super().privilegedStartService()
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            # One line naming the setting, as for any configuration mistake; not a traceback.
+            why = e.socketError.strerror if isinstance(e.socketError, OSError) else e.socketError
+            raise SystemExit(f"sv2proxy: {self.key}: cannot listen on {e.interface or '*'}:{e.port}: {why}") from None
         self._waitingForPort.addCallback(self._listening)
 
     def when_listening(self) -> Deferred[IListeningPort]:
@@ -100,14 +113,16 @@ def sv2_miner_service(
     assert config.listen.sv2 is not None, "the SV2 listener is disabled in this configuration"
     factory = _sv2_factory(config, authority, reactor, mining)
     endpoint = serverFromString(reactor, config.listen.sv2.endpoint)
-    return ListenerService(endpoint, factory, "Stratum V2 miners", url_path=authority.public_text)
+    return ListenerService(endpoint, factory, "Stratum V2 miners", url_path=authority.public_text, key="listen.sv2")
 
 
 def sv1_miner_service(config: Config, reactor: IReactorCore, mining: MiningService) -> ListenerService:
     """A service listening for Stratum V1 miners (plain JSON lines) at ``config.listen.sv1``."""
     assert config.listen.sv1 is not None, "the SV1 listener is disabled in this configuration"
     endpoint = serverFromString(reactor, config.listen.sv1.endpoint)
-    return ListenerService(endpoint, _sv1_factory(config, mining), "Stratum V1 miners", scheme="stratum+tcp")
+    return ListenerService(
+        endpoint, _sv1_factory(config, mining), "Stratum V1 miners", scheme="stratum+tcp", key="listen.sv1"
+    )
 
 
 def shared_miner_service(
@@ -120,5 +135,10 @@ def shared_miner_service(
     )
     endpoint = serverFromString(reactor, config.listen.sv2.endpoint)
     return ListenerService(
-        endpoint, factory, "Stratum V1 and V2 miners", url_path=authority.public_text, scheme="stratum+tcp"
+        endpoint,
+        factory,
+        "Stratum V1 and V2 miners",
+        url_path=authority.public_text,
+        scheme="stratum+tcp",
+        key="listen.sv2 (and listen.sv1)",
     )
