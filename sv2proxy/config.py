@@ -588,6 +588,7 @@ class UpstreamConfig:
     user_identity: str = setting(
         "sv2proxy", parse_text, "the user identity (worker name) of our channel on the upstream pool"
     )
+    password: str = setting("x", parse_text, "mining.authorize password for Stratum V1 pools", secret=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from sv2proxy.config import Config, PoolProtocol, settings
+from sv2proxy.config import Config, settings
 from sv2proxy.errors import ServerError
 from sv2proxy.events import EventBus
 from sv2proxy.noise.keys import AuthorityKey
@@ -90,14 +90,6 @@ class Daemon(MultiService):
                 "coinbase.payout is not set: pool mode has no address to pay, so it asks the node"
                 " for no templates; miners can connect and open channels but get no jobs"
             )
-        for url in self.config.pool_urls:
-            if url.protocol is PoolProtocol.V1:
-                log.warn(
-                    "{url}: Stratum V1 upstream pools are not served by this version yet; it is skipped",
-                    url=url.text,
-                )
-        if self.config.pool_urls and all(url.protocol is PoolProtocol.V1 for url in self.config.pool_urls):
-            log.warn("proxy mode has no Stratum V2 pool to connect to: miners can connect but get no jobs")
 
     def _log_authority(self, authority: AuthorityKey) -> None:
         # The public key only: the secret never reaches a log.

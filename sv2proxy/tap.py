@@ -19,7 +19,7 @@ from twisted.python import usage
 
 from sv2proxy.authority import load_or_create
 from sv2proxy.bitcoin.address import Network, script_for_address
-from sv2proxy.config import Config, Mode, PoolProtocol, help_text, load_config, option_name
+from sv2proxy.config import Config, Mode, help_text, load_config, option_name
 from sv2proxy.daemon import Daemon
 from sv2proxy.errors import ConfigError
 from sv2proxy.events import EventBus
@@ -152,8 +152,8 @@ PROXY_MINER_ROLLABLE = 8
 def upstream_service(
     config: Config, mining: MiningService, reactor: IReactorCore, events: EventBus
 ) -> UpstreamService | None:
-    """Proxy mode's job source and share sink: the Stratum V2 pools of ``pool_url`` and its backups."""
-    urls = [url for url in config.pool_urls if url.protocol is PoolProtocol.V2]
+    """Proxy mode's job source and share sink: the pools of ``pool_url`` and its backups (V2 or V1)."""
+    urls = list(config.pool_urls)
     if not urls:
         return None  # the daemon says why at start
     return UpstreamService(
@@ -164,6 +164,10 @@ def upstream_service(
         config.upstream.user_identity,
         min_extranonce_size=config.mining.channel_prefix_size + PROXY_MINER_ROLLABLE,
         handshake_timeout=config.noise.handshake_timeout,
+        password=config.upstream.password,
+        # A V1 pool says how much room it leaves: it must hold our channel bytes and what a V1
+        # miner of ours rolls (V2 miners roll what is left).
+        min_v1_extranonce2_size=config.mining.channel_prefix_size + config.mining.sv1_extranonce2_size,
     )
 
 

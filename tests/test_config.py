@@ -132,6 +132,7 @@ def test_describe(_home: Path) -> None:
         "coinbase.solo = False",
         "upstream.backup_urls = []",
         "upstream.user_identity = sv2proxy",
+        "upstream.password = ********",
     ]
 
 
@@ -171,6 +172,7 @@ def test_keys_help_and_option_names() -> None:
         "coinbase.solo",
         "upstream.backup_urls",
         "upstream.user_identity",
+        "upstream.password",
     ]
     assert all(help_text(key) for key in keys())
     assert option_name("listen.sv2") == "--listen-sv2"

@@ -1,23 +1,26 @@
-"""Proxy mode's link to its remote pools: an ordered list of Stratum V2 upstreams, with failover.
+"""Proxy mode's link to its remote pools: an ordered list of upstreams, with failover.
 
 :class:`UpstreamService` connects to the first URL; when a connection cannot be made, or is
 lost, it fails over to the next one (wrapping around), after a delay from an exponential
 backoff with jitter (``twisted.application.internet.backoffPolicy``) that grows with every
-consecutive failed attempt and starts again once a channel opens.  Each link is Noise NX with
-the URL's pinned authority key (PROTOCOL.md §5); a pool's Reconnect is followed to the host
-and port it names with the same key (§6 "Reconnect").
+consecutive failed attempt and starts again once a link is ready.  The list may mix protocols:
+a ``stratum2+tcp`` URL gets a Stratum V2 link (:mod:`.client`), Noise NX with the URL's pinned
+authority key (PROTOCOL.md §5); a ``stratum+tcp`` URL a Stratum V1 link (:mod:`.sv1_client`),
+plain TCP.  A pool's Reconnect (``client.reconnect`` in V1) is followed to the host and port it
+names, with the same scheme and key (§6 "Reconnect").
 
-Per connection exactly one extended channel is opened, whatever the number of local miners
-(FIELD-NOTES.md: aggregated mode).  The service is the mining service's ``share_sink``: every
-share a local miner gets accepted goes to the connection's :class:`UpstreamSession`, which
-forwards those that meet the pool's target.  It publishes MiningPoolConnected once a channel is
-open and MiningPoolDisconnected when it goes, and every ``update_interval`` seconds tells the
-pool the local miners' hash rate (UpdateChannel).
+Per connection exactly one extended channel is opened (V1: one subscription), whatever the
+number of local miners (FIELD-NOTES.md: aggregated mode).  The service is the mining service's
+``share_sink``: every share a local miner gets accepted goes to the connection's session, which
+forwards those that meet the pool's target.  It publishes MiningPoolConnected once a link is
+ready (V2: its channel open; V1: subscribed and authorized) and MiningPoolDisconnected when it
+goes, and every ``update_interval`` seconds tells a V2 pool the local miners' hash rate
+(UpdateChannel; V1 has no such message).
 
 Not a ``ClientService``: that retries one endpoint, and counts a TCP connection as a success
 even when its Noise handshake, SetupConnection or channel then fails, which would reset the
 backoff on every attempt against a pool that refuses us.  Here an attempt succeeds only once
-its channel is open, and each failure moves on to the next URL.
+its link is ready, and each failure moves on to the next URL.
 """
 
 from __future__ import annotations
@@ -42,13 +45,11 @@ from sv2proxy.config import PoolProtocol, PoolUrl
 from sv2proxy.events import EventBus, MiningPoolConnected, MiningPoolDisconnected
 from sv2proxy.link.noise import DEFAULT_HANDSHAKE_TIMEOUT, NoiseClientFactory, NoiseProtocol
 from sv2proxy.server.mining import AcceptedShare
-from sv2proxy.upstream.client import (
-    DEFAULT_OPEN_TIMEOUT,
-    DEFAULT_STALL_TIMEOUT,
-    ProxiedMining,
-    UpstreamProtocol,
-)
-from sv2proxy.upstream.session import ChannelOpened, UpstreamSession
+from sv2proxy.upstream.client import UpstreamProtocol
+from sv2proxy.upstream.link import DEFAULT_OPEN_TIMEOUT, DEFAULT_STALL_TIMEOUT, ProxiedMining, UpstreamLink
+from sv2proxy.upstream.session import UpstreamSession
+from sv2proxy.upstream.sv1_client import Sv1UpstreamProtocol
+from sv2proxy.upstream.sv1_session import DEFAULT_MIN_EXTRANONCE2_SIZE, DEFAULT_PASSWORD, Sv1UpstreamSession
 
 log = Logger()
 
@@ -57,6 +58,8 @@ DEFAULT_NOMINAL_HASH_RATE = 1e12  # H/s a pool assumes until the first UpdateCha
 DEFAULT_MIN_EXTRANONCE_SIZE = 8
 DEFAULT_UPDATE_INTERVAL = 60.0
 DEFAULT_CONNECT_TIMEOUT = 30.0
+#: A V1 pool's extranonce2 must hold our channel bytes and what a miner rolls.
+DEFAULT_MIN_V1_EXTRANONCE2_SIZE = DEFAULT_MIN_EXTRANONCE2_SIZE
 INITIAL_RETRY_DELAY = 1.0
 MAX_RETRY_DELAY = 60.0
 
@@ -78,7 +81,7 @@ def redirected(url: PoolUrl, host: str, port: int) -> PoolUrl:
 class _Attempt:
     """One connection attempt to one URL, from connect() until its link is gone.
 
-    It is the :class:`~sv2proxy.upstream.client.UpstreamListener` of the protocol it builds,
+    It is the :class:`~sv2proxy.upstream.link.UpstreamListener` of the protocol it builds,
     so a late callback from an old connection can never be taken for the current one's.
     """
 
@@ -88,23 +91,25 @@ class _Attempt:
         self.index = index  # the position in the URL list this attempt stands for
         self.connecting: Deferred[IProtocol] | None = None
         self.outer: IProtocol | None = None  # the transport's protocol (Noise, or ours if plain)
-        self.protocol: UpstreamProtocol | None = None  # once the link is up (after Noise)
+        self.protocol: UpstreamLink | None = None  # once the link is up (after Noise)
         self.opened = False
         self.redirect: PoolUrl | None = None
+        self.redirect_wait = 0.0
         self.ended = False
         self.done: Deferred[None] = Deferred()
 
-    def link_up(self, protocol: UpstreamProtocol) -> None:
+    def link_up(self, protocol: UpstreamLink) -> None:
         self.protocol = protocol
         log.info("connected to upstream {url}; setting up", url=self.url.text)
 
-    def channel_opened(self, protocol: UpstreamProtocol, opened: ChannelOpened) -> None:
+    def channel_opened(self, protocol: UpstreamLink, opened: object) -> None:
         self.service._channel_opened(self, protocol)
 
-    def reconnect_requested(self, protocol: UpstreamProtocol, host: str, port: int) -> None:
+    def reconnect_requested(self, protocol: UpstreamLink, host: str, port: int, wait: float = 0.0) -> None:
         self.redirect = redirected(self.url, host, port)
+        self.redirect_wait = wait
 
-    def link_lost(self, protocol: UpstreamProtocol | None, reason: str) -> None:
+    def link_lost(self, protocol: UpstreamLink | None, reason: str) -> None:
         if protocol is None and self.protocol is None:
             reason = f"closed before the Noise handshake completed ({reason})"
         self.service._attempt_ended(self, reason)
@@ -118,7 +123,7 @@ class _UpstreamFactory(Factory):
         self.service = service
         self.attempt = attempt
 
-    def buildProtocol(self, addr: object) -> UpstreamProtocol:  # noqa: N802
+    def buildProtocol(self, addr: object) -> UpstreamProtocol | Sv1UpstreamProtocol:  # noqa: N802
         protocol = self.service._new_protocol(self.attempt)
         protocol.factory = self
         return protocol
@@ -147,8 +152,10 @@ class UpstreamService(Service):
     """Work from a remote pool for the local miners, and their shares back to it.
 
     ``urls`` in order of preference; ``reactor`` connects (IReactorTCP) and times everything
-    (IReactorTime).  ``allow_plaintext`` permits plain TCP to URLs without an authority key
-    (tests, a pool on a trusted socket); otherwise every link is Noise with the URL's key.
+    (IReactorTime).  ``allow_plaintext`` permits plain TCP to Stratum V2 URLs without an
+    authority key (tests, a pool on a trusted socket); otherwise every V2 link is Noise with the
+    URL's key.  Stratum V1 links are plain TCP: ``password`` goes with ``mining.authorize`` and
+    ``min_v1_extranonce2_size`` is the room a V1 pool must leave after its extranonce1.
     ``endpoint_for`` makes the client endpoint for a URL (default: a HostnameEndpoint).
     """
 
@@ -172,13 +179,13 @@ class UpstreamService(Service):
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         endpoint_for: Callable[[PoolUrl], IStreamClientEndpoint] | None = None,
+        password: str = DEFAULT_PASSWORD,
+        min_v1_extranonce2_size: int = DEFAULT_MIN_V1_EXTRANONCE2_SIZE,
     ) -> None:
         if not urls:
             raise ValueError("proxy mode needs at least one upstream pool URL")
         for url in urls:
-            if url.protocol is PoolProtocol.V1:
-                raise ValueError(f"{url.text}: Stratum V1 upstream pools are not supported yet; use a stratum2+tcp URL")
-            if url.authority_key is None and not allow_plaintext:
+            if url.protocol is PoolProtocol.V2 and url.authority_key is None and not allow_plaintext:
                 raise ValueError(
                     f"{url.text}: no authority key to pin the pool's Noise handshake to"
                     " (an unencrypted upstream must be allowed explicitly)"
@@ -187,12 +194,15 @@ class UpstreamService(Service):
             raise ValueError(f"update_interval must be positive, got {update_interval}")
         # A session checks these too, but only once connected: a bad value must stop start-up.
         UpstreamSession(user_identity, nominal_hash_rate, min_extranonce_size)
+        Sv1UpstreamSession(user_identity, password, min_extranonce2_size=min_v1_extranonce2_size)
         self.urls = tuple(urls)
         self.mining = mining
         self.events = events
         self.user_identity = user_identity
         self.nominal_hash_rate = nominal_hash_rate
         self.min_extranonce_size = min_extranonce_size
+        self.password = password
+        self.min_v1_extranonce2_size = min_v1_extranonce2_size
         self.update_interval = update_interval
         self.allow_plaintext = allow_plaintext
         self.stall_timeout = stall_timeout
@@ -209,16 +219,19 @@ class UpstreamService(Service):
         self._retry_call: IDelayedCall | None = None
         self._updater = LoopingCall(self._update_channel)
         self._updater.clock = reactor
-        #: The connection whose channel is open, and its URL (None while there is none).
-        self.protocol: UpstreamProtocol | None = None
+        #: The connection that is ready (its channel open), and its URL (None while there is none).
+        self.protocol: UpstreamLink | None = None
         self.url: PoolUrl | None = None
         #: Accepted local shares that found no open upstream channel.
         self.shares_without_upstream = 0
 
     @property
-    def session(self) -> UpstreamSession | None:
-        """The open channel's session: its counters and state."""
-        return self.protocol.session if self.protocol is not None else None
+    def session(self) -> UpstreamSession | Sv1UpstreamSession | None:
+        """The ready link's session: its counters and state."""
+        protocol = self.protocol
+        if isinstance(protocol, UpstreamProtocol | Sv1UpstreamProtocol):
+            return protocol.session
+        return None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -268,7 +281,7 @@ class UpstreamService(Service):
         attempt = self._attempt = _Attempt(self, url, self._index)
         upstream = _UpstreamFactory(self, attempt)
         factory: IProtocolFactory = upstream
-        if url.authority_key is not None:
+        if url.protocol is PoolProtocol.V2 and url.authority_key is not None:
             factory = _ReportingNoiseFactory(upstream, url.authority_key, self._reactor, self.handshake_timeout)
         endpoint = self._endpoint_for(url)
         log.info("connecting to upstream {url}", url=url.text)
@@ -285,7 +298,20 @@ class UpstreamService(Service):
         attempt.connecting = None
         attempt.outer = outer
 
-    def _new_protocol(self, attempt: _Attempt) -> UpstreamProtocol:
+    def _new_protocol(self, attempt: _Attempt) -> UpstreamProtocol | Sv1UpstreamProtocol:
+        url = attempt.url
+        if url.protocol is PoolProtocol.V1:
+            sv1 = Sv1UpstreamSession(
+                self.user_identity,
+                self.password,
+                url.host,
+                url.port,
+                min_extranonce2_size=self.min_v1_extranonce2_size,
+                user_agent=f"sv2proxy/{__version__}",
+            )
+            return Sv1UpstreamProtocol(
+                sv1, self.mining, self._reactor, attempt, url.text, self.stall_timeout, self.open_timeout
+            )
         # The pool's first idea of our speed: what the local miners do, if any are mining yet.
         hash_rate = self.mining.total_hash_rate() or self.nominal_hash_rate
         session = UpstreamSession(
@@ -306,7 +332,7 @@ class UpstreamService(Service):
             self.open_timeout,
         )
 
-    def _channel_opened(self, attempt: _Attempt, protocol: UpstreamProtocol) -> None:
+    def _channel_opened(self, attempt: _Attempt, protocol: UpstreamLink) -> None:
         if attempt is not self._attempt or attempt.ended:
             return
         attempt.opened = True
@@ -344,8 +370,13 @@ class UpstreamService(Service):
         n = len(self.urls)
         if attempt.redirect is not None:
             self._redirect = attempt.redirect
-            delay = 0.0
-            log.info("upstream {url} moved us to {target}; reconnecting", url=url.text, target=attempt.redirect.text)
+            delay = attempt.redirect_wait
+            log.info(
+                "upstream {url} moved us to {target}; reconnecting in {delay:g} s",
+                url=url.text,
+                target=attempt.redirect.text,
+                delay=delay,
+            )
         elif attempt.opened:
             self._index = (attempt.index + 1) % n
             delay = self._retry_policy(0)

@@ -162,14 +162,17 @@ class ShareResult:
     worker: str
     channel_id: int  # the local channel the share came from
     is_block: bool = False
+    #: What the pool said beyond the code (Stratum V1 pools send a text), for the log.
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ReconnectTo:
-    """The pool asks us to reconnect to ``host``:``port`` (the same authority key)."""
+    """The pool asks us to reconnect to ``host``:``port`` (the same authority key), in ``wait`` s."""
 
     host: str
     port: int
+    wait: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

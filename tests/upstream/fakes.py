@@ -33,6 +33,12 @@ class FakeMining:
     def new_prev_hash(self, source_id: int, prev: PrevHash) -> None:
         self.calls.append(("new_prev_hash", (source_id, prev)))
 
+    def new_tip(self, work: Work, prev: PrevHash) -> int:
+        if self.refuse_work:
+            raise MiningJobError("refused by the test")
+        self.calls.append(("new_tip", (work, prev)))
+        return len(self.calls)
+
     def set_extranonce_space(self, fixed: bytes, total_size: int) -> None:
         if self.refuse_space is not None:
             raise PoolError(self.refuse_space)

@@ -48,7 +48,7 @@ class Listener:
     def channel_opened(self, protocol, opened: ChannelOpened) -> None:
         self.heard.append(("opened", opened.channel_id))
 
-    def reconnect_requested(self, protocol, host: str, port: int) -> None:
+    def reconnect_requested(self, protocol, host: str, port: int, wait: float = 0.0) -> None:
         self.heard.append(("reconnect", host, port))
 
     def link_lost(self, protocol, reason: str) -> None:

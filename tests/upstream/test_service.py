@@ -1,7 +1,10 @@
 """UpstreamService on a MemoryReactorClock: failover order, wrap-around, backoff timing, stalls,
-Reconnect, one channel per connection, share forwarding, UpdateChannel, events and shutdown."""
+Reconnect, one channel per connection, share forwarding, UpdateChannel, events and shutdown;
+and lists that mix Stratum V1 and V2 pools."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -19,10 +22,14 @@ from sv2proxy.codec.mining import (
     SubmitSharesExtended,
     UpdateChannel,
 )
-from sv2proxy.config import PoolProtocol, PoolUrl
+from sv2proxy.config import PoolProtocol, PoolUrl, load_config
 from sv2proxy.events import Event, EventBus, MiningPoolConnected, MiningPoolDisconnected
 from sv2proxy.noise.handshake import ACT1_SIZE
 from sv2proxy.noise.keys import AuthorityKey
+from sv2proxy.server.mining import MiningService
+from sv2proxy.sv1 import notify, reconnect, result, subscribe_result
+from sv2proxy.tap import upstream_service
+from sv2proxy.upstream.client import UpstreamProtocol
 from sv2proxy.upstream.service import (
     INITIAL_RETRY_DELAY,
     MAX_RETRY_DELAY,
@@ -30,6 +37,8 @@ from sv2proxy.upstream.service import (
     default_retry_policy,
     redirected,
 )
+from sv2proxy.upstream.sv1_client import Sv1UpstreamProtocol
+from sv2proxy.upstream.sv1_session import Sv1UpstreamSession
 
 from .fakes import FakeMining, share, written
 
@@ -42,7 +51,12 @@ def url(n: int, key: bytes | None = None) -> PoolUrl:
     return PoolUrl(f"stratum2+tcp://10.0.0.{n}:{3330 + n}", PoolProtocol.V2, f"10.0.0.{n}", 3330 + n, key)
 
 
+def v1_url(n: int) -> PoolUrl:
+    return PoolUrl(f"stratum+tcp://10.0.1.{n}:{3340 + n}", PoolProtocol.V1, f"10.0.1.{n}", 3340 + n, None)
+
+
 URLS = (url(1), url(2), url(3))
+V1_EXTRANONCE1 = b"\xf0\x0d"
 
 
 class Link:
@@ -65,6 +79,26 @@ class Link:
 
     def lose(self, why: str = "gone") -> None:
         self.protocol.connectionLost(Failure(ConnectionDone(why)))
+
+
+class V1Link(Link):
+    """One accepted connection to a "Stratum V1 pool": lines in, requests out."""
+
+    def feed(self, *lines: bytes) -> None:  # type: ignore[override]
+        self.protocol.dataReceived(b"".join(lines))
+
+    def sent(self) -> list[dict]:  # type: ignore[override]
+        lines = self.transport.value().splitlines()
+        self.transport.clear()
+        return [json.loads(raw) for raw in lines]
+
+    def open(self) -> None:  # type: ignore[override]
+        self.feed(subscribe_result(2, "s", V1_EXTRANONCE1, 8), result(4, True))
+
+
+def inner(link: Link) -> object:
+    """The link's own protocol, inside the endpoint's wrapper."""
+    return link.protocol._wrappedProtocol
 
 
 class Harness:
@@ -108,6 +142,11 @@ class Harness:
         transport = StringTransport()
         protocol.makeConnection(transport)
         return Link(protocol, transport)
+
+    def accept_v1(self) -> V1Link:
+        link = self.accept()
+        assert isinstance(inner(link), Sv1UpstreamProtocol)
+        return V1Link(link.protocol, link.transport)
 
     def pool_events(self) -> list[Event]:
         return [e for e in self.published if isinstance(e, MiningPoolConnected | MiningPoolDisconnected)]
@@ -317,17 +356,19 @@ def test_stopping_while_connecting_or_waiting_to_retry_leaves_no_timer():
 
 def test_the_constructor_refuses_what_it_cannot_connect_to():
     mining, events, reactor = FakeMining(), EventBus(), MemoryReactorClock()
-    v1 = PoolUrl("stratum+tcp://10.0.0.1:3333", PoolProtocol.V1, "10.0.0.1", 3333, None)
     cases = [
         ((), {}, "at least one"),
-        ((v1,), {}, "Stratum V1"),
         ((url(1),), {}, "no authority key"),
+        ((v1_url(1), url(1)), {}, "no authority key"),
         ((url(1),), {"allow_plaintext": True, "update_interval": 0}, "update_interval"),
         ((url(1),), {"allow_plaintext": True, "min_extranonce_size": 40}, "min_extranonce_size"),
+        ((v1_url(1),), {"min_v1_extranonce2_size": 0}, "min_extranonce2_size"),
     ]
     for urls, kwargs, words in cases:
         with pytest.raises(ValueError, match=words):
             UpstreamService(urls, mining, events, reactor, "proxy", **kwargs)
+    # A Stratum V1 pool has no key to pin: plain TCP is what it speaks.
+    assert UpstreamService((v1_url(1),), mining, events, reactor, "proxy").urls == (v1_url(1),)
 
 
 def test_the_default_backoff_grows_with_jitter_up_to_its_cap():
@@ -346,3 +387,135 @@ def test_redirected_urls_keep_scheme_and_key_and_bracket_ipv6():
         4000,
         key,
     )
+
+
+# -- Stratum V1 pools in the list -------------------------------------------------------------
+
+
+def v1_job(job_id: str) -> bytes:
+    return notify(job_id, bytes(32), b"\x01" * 40, b"\x02" * 60, (), 0x20000000, 0x1D00FFFF, 1_700_000_000, True)
+
+
+def test_a_v1_url_gets_a_plain_v1_link_that_subscribes_and_authorizes():
+    h = Harness(urls=(v1_url(1),), allow_plaintext=False)
+    h.service.startService()
+    assert h.ports() == [3341]
+    link = h.accept_v1()
+    # No Noise: the first bytes are Stratum V1 lines.
+    assert [m["method"] for m in link.sent()] == ["mining.configure", "mining.subscribe"]
+    link.feed(subscribe_result(2, "s", V1_EXTRANONCE1, 8))
+    authorize = link.sent()[-1]
+    assert authorize["params"] == ["proxy.user", "x"]
+    assert h.pool_events() == []
+    link.feed(result(4, True))
+    assert h.pool_events() == [MiningPoolConnected(v1_url(1).text)]
+    assert h.mining.calls == [("set_extranonce_space", (V1_EXTRANONCE1, 10))]
+    assert h.service.url == v1_url(1) and isinstance(h.service.session, Sv1UpstreamSession)
+    # Shares from every local miner go up the one subscription.
+    link.feed(v1_job("j1"))
+    for worker in range(20):
+        h.service.share_accepted(share(1, V1_EXTRANONCE1 + bytes(8), worker=f"w{worker}", channel_id=worker))
+    submits = [m for m in link.sent() if m["method"] == "mining.submit"]
+    assert [m["id"] for m in submits] == list(range(5, 25))
+    assert {tuple(m["params"][:2]) for m in submits} == {("proxy.user", "j1")}
+    assert len(h.reactor.tcpClients) == 1  # one connection, whatever the miners
+    h.reactor.advance(60.0)
+    assert link.sent() == []  # no UpdateChannel in V1
+
+
+def test_failover_goes_between_v1_and_v2_pools_and_back():
+    h = Harness(urls=(v1_url(1), url(2)))
+    h.service.startService()
+    v1 = h.accept_v1()
+    v1.open()
+    v1.feed(v1_job("j1"))
+    v1.lose("pool restarted")
+    assert h.mining.names() == ["set_extranonce_space", "new_tip", "drop_work"]
+    assert h.pool_events() == [
+        MiningPoolConnected(v1_url(1).text),
+        MiningPoolDisconnected(v1_url(1).text, "Connection was closed cleanly: pool restarted."),
+    ]
+    h.reactor.advance(DELAYS[0])
+    assert h.ports() == [3341, 3332]
+    v2 = h.accept()
+    assert isinstance(inner(v2), UpstreamProtocol)
+    v2.open()
+    assert h.pool_events()[-1] == MiningPoolConnected(URLS[1].text)
+    assert h.mining.calls[-1] == ("set_extranonce_space", (PREFIX, 10))
+    v2.lose()
+    h.reactor.advance(DELAYS[0])
+    assert h.ports() == [3341, 3332, 3341]  # wrapped around to the V1 pool
+    h.accept_v1().open()
+    assert h.pool_events()[-1] == MiningPoolConnected(v1_url(1).text)
+
+
+def test_a_v1_pool_that_refuses_us_is_a_failed_attempt_and_the_next_pool_is_tried():
+    h = Harness(urls=(v1_url(1), url(2), v1_url(3)))
+    h.service.startService()
+    link = h.accept_v1()
+    link.feed(subscribe_result(2, "s", V1_EXTRANONCE1, 8), b'{"id":4,"result":false,"error":null}\n')
+    assert link.transport.disconnecting
+    link.lose()
+    h.reactor.advance(DELAYS[0])
+    h.refuse()  # the V2 pool is down too
+    h.reactor.advance(DELAYS[1])
+    link = h.accept_v1()
+    link.feed(subscribe_result(2, "s", V1_EXTRANONCE1, 2))  # no room for our miners
+    assert link.transport.disconnecting
+    link.lose()
+    h.reactor.advance(DELAYS[2])
+    assert h.ports() == [3341, 3332, 3343, 3341]
+    assert h.pool_events() == [] and h.mining.calls == []
+
+
+def test_client_reconnect_is_followed_after_the_wait_it_names():
+    h = Harness(urls=(v1_url(1), url(2)))
+    h.service.startService()
+    link = h.accept_v1()
+    link.open()
+    link.feed(reconnect("10.7.7.7", 4444, 5))
+    assert link.transport.disconnecting
+    link.lose()
+    assert h.pool_events()[-1] == MiningPoolDisconnected(
+        v1_url(1).text, "the pool asked us to reconnect to 10.7.7.7:4444"
+    )
+    h.reactor.advance(4.9)
+    assert h.ports() == [3341]
+    h.reactor.advance(0.1)
+    assert h.ports() == [3341, 4444]
+    assert h.asked[-1] == PoolUrl("stratum+tcp://10.7.7.7:4444", PoolProtocol.V1, "10.7.7.7", 4444, None)
+    h.accept_v1().open()
+    assert h.pool_events()[-1] == MiningPoolConnected("stratum+tcp://10.7.7.7:4444")
+
+
+def test_a_stalled_v1_pool_is_dropped_and_stopping_leaves_no_timer():
+    h = Harness(urls=(v1_url(1), url(2)), stall_timeout=120.0)
+    h.service.startService()
+    link = h.accept_v1()
+    link.open()
+    h.reactor.advance(120.0)
+    assert link.transport.disconnecting
+    link.lose()
+    assert h.pool_events()[-1] == MiningPoolDisconnected(v1_url(1).text, "no message for 120 s")
+    h.reactor.advance(DELAYS[0])
+    h.accept().open()
+    stopped = h.service.stopService()
+    assert not stopped.called
+    h.service.protocol.connectionLost(Failure(ConnectionDone("bye")))
+    assert stopped.called and h.reactor.getDelayedCalls() == []
+
+
+def test_the_daemon_builds_a_service_for_v1_urls_with_room_for_its_v1_miners():
+    config = load_config(
+        None,
+        {
+            "mode": "proxy",
+            "pool_url": "stratum+tcp://pool.example.com:3333",
+            "mining.channel_prefix_size": 2,
+            "mining.sv1_extranonce2_size": 4,
+        },
+    )
+    reactor = MemoryReactorClock()
+    service = upstream_service(config, MiningService(reactor, EventBus()), reactor, EventBus())
+    assert service is not None and [u.text for u in service.urls] == ["stratum+tcp://pool.example.com:3333"]
+    assert service.min_v1_extranonce2_size == 6 and service.password == "x"
