@@ -1,10 +1,11 @@
 """Worker for bench_tip: new tip at the node -> SetNewPrevHash on N channels (runs the reactor).
 
-Everything in one process on loopback: a RegtestNode, the daemon's service tree (pool mode,
-longpoll), and N Noise clients with one extended channel each.  A block is mined straight into
-the node; the clock starts when the node has connected it and stops when the first and the
-last channel have received the SetNewPrevHash for it.  The clients decrypt in this same process,
-so "last" includes their work too: an upper bound for the daemon's.
+This process holds what is measured: a RegtestNode and the daemon's service tree (pool mode,
+longpoll) on loopback.  The N Noise clients, one extended channel each, run in a process of
+their own (:mod:`benchmarks.tip_clients`), so their decryption does not slow the daemon down.
+A block is mined straight into the node; the clock starts when the node has connected it and
+stops when the first and the last channel have received the SetNewPrevHash for it, both read
+from the system-wide monotonic clock.
 
 Prints one JSON object: {"first_ms": [...], "last_ms": [...]}.
 """
@@ -12,64 +13,58 @@ Prints one JSON object: {"first_ms": [...], "last_ms": [...]}.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from twisted.internet import defer, task
-from twisted.internet.protocol import ClientFactory
+from twisted.internet import defer, protocol, task
 
 from sv2proxy.bitcoin.address import Network, script_for_address
-from sv2proxy.bitcoin.target import MAX_TARGET, target_to_u256
-from sv2proxy.codec.common import SetupConnection, SetupConnectionSuccess
-from sv2proxy.codec.message import Message
-from sv2proxy.codec.mining import OpenExtendedMiningChannel, OpenExtendedMiningChannelSuccess, SetNewPrevHash
-from sv2proxy.link import FramedProtocol, NoiseClientFactory
 from sv2proxy.tap import Options, makeService
 from sv2proxy.testing import RegtestNode
 
 PAYOUT = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
 
 
-class Client(FramedProtocol):
-    def connectionMade(self) -> None:  # noqa: N802
-        self.sendMessage(SetupConnection(0, 2, 2, 0, "127.0.0.1", 0, "bench", "cpu", "1", "tip"))
-
-    def messageReceived(self, message: Message) -> None:  # noqa: N802
-        factory = self.factory
-        if isinstance(message, SetupConnectionSuccess):
-            self.sendMessage(OpenExtendedMiningChannel(1, "bench", 1e12, target_to_u256(MAX_TARGET), 4))
-        elif isinstance(message, OpenExtendedMiningChannelSuccess):
-            factory.opened()
-        elif isinstance(message, SetNewPrevHash):
-            factory.prev_hash(message.prev_hash)
+def now() -> float:
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
-class Clients(ClientFactory):
-    protocol = Client
-    noisy = False
+class ClientsProcess(protocol.ProcessProtocol):
+    """The clients' process: its output lines, one Deferred at a time."""
 
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.open = 0
-        self.all_open: defer.Deferred[None] = defer.Deferred()
-        self.waiting_for: bytes | None = None
-        self.arrivals: list[float] = []
-        self.all_arrived: defer.Deferred[list[float]] | None = None
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.waiting: defer.Deferred[str] | None = None
+        self.pending: list[str] = []
 
-    def opened(self) -> None:
-        self.open += 1
-        if self.open == self.count:
-            self.all_open.callback(None)
+    def outReceived(self, data: bytes) -> None:  # noqa: N802
+        *lines, self.buffer = (self.buffer + data).split(b"\n")
+        for line in lines:
+            self._line(line)
 
-    def prev_hash(self, prev_hash: bytes) -> None:
-        if prev_hash != self.waiting_for or self.all_arrived is None:
-            return
-        self.arrivals.append(time.perf_counter())
-        if len(self.arrivals) == self.count:
-            done, self.all_arrived = self.all_arrived, None
-            done.callback(self.arrivals)
+    def errReceived(self, data: bytes) -> None:  # noqa: N802
+        sys.stderr.write(data.decode(errors="replace"))
+
+    def _line(self, line: bytes) -> None:
+        self.pending.append(line.decode())
+        self._deliver()
+
+    def _deliver(self) -> None:
+        if self.waiting is not None and self.pending:
+            waiting, self.waiting = self.waiting, None
+            waiting.callback(self.pending.pop(0))
+
+    def next_line(self) -> defer.Deferred[str]:
+        self.waiting = defer.Deferred()
+        waiting = self.waiting
+        self._deliver()
+        return waiting
+
+    def send(self, line: str) -> None:
+        self.transport.write(line.encode() + b"\n")
 
 
 async def measure(reactor, count: int, rounds: int) -> dict[str, list[float]]:
@@ -91,23 +86,24 @@ async def measure(reactor, count: int, rounds: int) -> dict[str, list[float]]:
     daemon.privilegedStartService()
     daemon.startService()
     port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
-    clients = Clients(count)
-    for _ in range(count):
-        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(clients, options.authority.public, reactor, 60.0))
-    await clients.all_open
+    clients = ClientsProcess()
+    args = [sys.executable, "-m", "benchmarks.tip_clients", str(port), options.authority.public.hex(), str(count)]
+    reactor.spawnProcess(clients, sys.executable, args, env=os.environ.copy())
+    assert await clients.next_line() == "ready"
     await task.deferLater(reactor, 1.0, lambda: None)  # let the first template settle
     script = script_for_address(PAYOUT, Network.REGTEST)
     first, last = [], []
     for _ in range(rounds):
-        clients.arrivals = []
-        clients.all_arrived = defer.Deferred()
         (block_hash,) = node.mine_to(script, 1)
-        started = time.perf_counter()  # the node has connected the block
-        clients.waiting_for = bytes.fromhex(block_hash)[::-1]
-        arrivals = await clients.all_arrived
-        first.append((arrivals[0] - started) * 1000)
-        last.append((arrivals[-1] - started) * 1000)
+        started = now()  # the node has connected the block
+        prev_hash = bytes.fromhex(block_hash)[::-1]
+        clients.send(f"expect {prev_hash.hex()}")
+        reported, first_at, last_at = (await clients.next_line()).split()
+        assert reported == prev_hash.hex()
+        first.append((float(first_at) - started) * 1000)
+        last.append((float(last_at) - started) * 1000)
         await task.deferLater(reactor, 0.3, lambda: None)
+    clients.send("quit")
     await daemon.stopService()
     await node.stop()
     return {"first_ms": first, "last_ms": last}

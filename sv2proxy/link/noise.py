@@ -30,7 +30,7 @@ from sv2proxy.codec.framing import (
     parse_header,
 )
 from sv2proxy.errors import ProtocolError
-from sv2proxy.link.framed import peer_text
+from sv2proxy.link.framed import peer_text, send_at_once
 from sv2proxy.noise.certificate import SignatureNoiseMessage
 from sv2proxy.noise.handshake import ACT1_SIZE, ACT2_SIZE, Initiator, Responder
 from sv2proxy.noise.keys import AuthorityKey
@@ -106,6 +106,7 @@ class NoiseProtocol(ProtocolWrapper):
         self.factory.registerProtocol(self)
 
     def connectionMade(self) -> None:  # noqa: N802
+        send_at_once(self.transport)
         factory = self.factory
         self._deadline = factory.clock.callLater(factory.handshake_timeout, self._handshake_timed_out)
         try:

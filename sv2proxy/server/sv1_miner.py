@@ -40,7 +40,7 @@ from sv2proxy.codec.mining import (
     SubmitSharesSuccess,
 )
 from sv2proxy.errors import PoolError
-from sv2proxy.link.framed import peer_text
+from sv2proxy.link.framed import peer_text, send_at_once
 from sv2proxy.link.ratelimit import TokenBucket
 from sv2proxy.pool.vardiff import HASHES_PER_DIFFICULTY
 from sv2proxy.server.mining import MiningService
@@ -134,6 +134,7 @@ class Sv1MinerProtocol(Protocol):
     # -- connection ---------------------------------------------------------------------
 
     def connectionMade(self) -> None:  # noqa: N802
+        send_at_once(self.transport)
         clock = self.mining.clock
         self._deadline = clock.callLater(SUBSCRIBE_TIMEOUT, self._give_up, "no mining.subscribe")
         self.transport.registerProducer(self, True)

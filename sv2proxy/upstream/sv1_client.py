@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sv2proxy.bitcoin.target import target_to_difficulty
+from sv2proxy.link.framed import send_at_once
 from sv2proxy.server.mining import AcceptedShare
 from sv2proxy.upstream.link import (
     DEFAULT_OPEN_TIMEOUT,
@@ -52,6 +53,7 @@ class Sv1UpstreamProtocol(UpstreamLink, Protocol):
     # -- Twisted's side --------------------------------------------------------------------
 
     def connectionMade(self) -> None:  # noqa: N802
+        send_at_once(self.transport)
         self._link_up()
         for line in self.session.start():
             self.transport.write(line)

@@ -114,3 +114,23 @@ def test_the_deadline_is_cancelled_once_the_protocol_is_known():
     clock.advance(FIRST_BYTES_TIMEOUT + 1)
     assert not transport.disconnecting
     assert clock.getDelayedCalls() == []
+
+
+def test_links_send_at_once_where_the_transport_is_tcp():
+    from sv2proxy.link.framed import send_at_once
+
+    class Tcp:
+        no_delay = False
+
+        def setTcpNoDelay(self, enabled):  # noqa: N802
+            self.no_delay = enabled
+
+    class Gone:
+        def setTcpNoDelay(self, enabled):  # noqa: N802
+            raise OSError("closed")
+
+    tcp = Tcp()
+    send_at_once(tcp)
+    assert tcp.no_delay is True
+    send_at_once(Gone())  # a socket that went away is not an error
+    send_at_once(StringTransport())  # nor is a transport without TCP
