@@ -853,11 +853,6 @@ def _check_payout(config: Config, values: Mapping[str, _Value]) -> None:
     """Payout addresses must be valid for the node's chain; the pool tag must fit the coinbase."""
     from sv2proxy.bitcoin.address import Network, script_for_address
 
-    if config.coinbase.solo and config.node.template_provider is not None:
-        where = values["coinbase.solo"].where if "coinbase.solo" in values else "coinbase.solo"
-        raise ConfigError(
-            f"{where}: solo payouts need node.rpc_url; with a Template Provider they are not supported yet"
-        )
     if config.node.embedded and config.node.template_provider is not None:
         where = values["node.template_provider"].where if "node.template_provider" in values else "node"
         raise ConfigError(f"{where}: a Template Provider replaces the embedded demo node; set node.embedded: false")

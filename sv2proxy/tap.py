@@ -142,6 +142,7 @@ def template_provider_source(
         authority_key=config.node.template_provider_key,
         handshake_timeout=config.noise.handshake_timeout,
         events=events,
+        solo=config.coinbase.solo,
     )
 
 

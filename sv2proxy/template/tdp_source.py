@@ -15,6 +15,7 @@ RequestTransactionData: SubmitSolution needs only the coinbase and the header fi
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from sv2proxy.errors import MiningJobError, ProtocolError
 from sv2proxy.events import BlockTemplateUpdated, EventBus
 from sv2proxy.link.framed import FramedProtocol, peer_text
 from sv2proxy.link.noise import NoiseClientFactory
+from sv2proxy.pool.jobs import Work
 from sv2proxy.server.mining import FoundBlock, MiningService
 from sv2proxy.template.block_template import BlockTemplate
 from sv2proxy.template.job_factory import BlockAssembler, JobFactory
@@ -71,10 +73,17 @@ def client_endpoint(reactor: Any, address: str) -> IStreamClientEndpoint:
     return HostnameEndpoint(reactor, host, int(port))
 
 
-def coinbase_output_constraints(factory: JobFactory, sigops: int) -> CoinbaseOutputConstraints:
-    """What our payout outputs add to the TP's coinbase: their serialized size, and ``sigops``."""
+#: The largest output a solo miner's address can make: a 34-byte witness program (P2WSH, P2TR).
+LARGEST_SOLO_OUTPUT = len(TxOut(0, bytes(34)).serialize())
+
+
+def coinbase_output_constraints(factory: JobFactory, sigops: int, solo: bool = False) -> CoinbaseOutputConstraints:
+    """What our payout outputs add to the TP's coinbase: their serialized size, and ``sigops``.
+
+    A solo pool's coinbase pays one miner's address instead: room for the largest one.
+    """
     size = sum(len(TxOut(0, script).serialize()) for script, _ in factory.shares)
-    return CoinbaseOutputConstraints(size, sigops)
+    return CoinbaseOutputConstraints(max(size, LARGEST_SOLO_OUTPUT) if solo else size, sigops)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,11 +198,12 @@ class TemplateProviderSource(Service):
         max_additional_sigops: int = DEFAULT_MAX_ADDITIONAL_SIGOPS,
         handshake_timeout: float = 10.0,
         events: EventBus | None = None,
+        solo: bool = False,
     ) -> None:
         self.factory = factory
         self.mining = mining
         self.events = events
-        self.constraints = coinbase_output_constraints(factory, max_additional_sigops)
+        self.constraints = coinbase_output_constraints(factory, max_additional_sigops, solo)
         self.template: BlockTemplate | None = None
         self.protocol: TemplateDistributionClient | None = None
         self._endpoint = client_endpoint(reactor, endpoint) if isinstance(endpoint, str) else endpoint
@@ -207,7 +217,8 @@ class TemplateProviderSource(Service):
             prepareConnection=self._connected,
         )
         self._source_ids = itertools.count(1)
-        self._assemblers: OrderedDict[int, _Kept] = OrderedDict()
+        # (source id, solo payout or None) -> the assembler of that coinbase, newest last.
+        self._assemblers: OrderedDict[tuple[int, bytes | None], _Kept] = OrderedDict()
         self._future: OrderedDict[int, NewTemplate] = OrderedDict()
         self._prev: SetNewPrevHash | None = None
         self._submitted: dict[bytes, int] = {}  # block hash -> template_id, until confirmed
@@ -302,12 +313,22 @@ class TemplateProviderSource(Service):
         except (ValueError, MiningJobError) as e:
             log.error("unusable template {id} from the Template Provider: {error}", id=message.template_id, error=e)
             return
-        self._assemblers[source_id] = _Kept(protocol.session, assembler)
-        while len(self._assemblers) > MAX_ASSEMBLERS:
+        session = protocol.session
+        self._assemblers[(source_id, None)] = _Kept(session, assembler)
+        while self._assemblers and next(iter(self._assemblers))[0] <= source_id - MAX_ASSEMBLERS:
             self._assemblers.popitem(last=False)
         self.template = template
+
+        def variant(payout: bytes) -> Work:
+            # A solo channel's coinbase pays its own script: same template, its own assembler.
+            solo, solo_assembler = self.factory.work_for(
+                template, future=new_tip, source_id=source_id, payout_script=payout
+            )
+            self._assemblers[(source_id, payout)] = _Kept(session, solo_assembler)
+            return dataclasses.replace(solo, payout=payout)
+
         if new_tip:
-            self.mining.new_tip(work, self.factory.prev_hash_for(template))
+            self.mining.new_tip(work, self.factory.prev_hash_for(template), variant)
             log.info(
                 "new template {id} height={height} prev={prev} value={value}",
                 id=message.template_id,
@@ -316,7 +337,7 @@ class TemplateProviderSource(Service):
                 value=template.coinbase_value,
             )
         else:
-            self.mining.new_work(work)
+            self.mining.new_work(work, variant)
         if self.events is not None:
             self.events.publish(BlockTemplateUpdated(template, template_id=source_id, clean=new_tip))
 
@@ -325,7 +346,7 @@ class TemplateProviderSource(Service):
     def block_found(self, block: FoundBlock) -> None:
         """A miner found a block: hand it to the TP as SubmitSolution (it sends no answer)."""
         block_hash = display_hex(block.block_hash)
-        kept = self._assemblers.get(block.source_id)
+        kept = self._assemblers.get((block.source_id, block.payout))
         if kept is None:
             log.critical("cannot submit block {hash}: its template is no longer kept", hash=block_hash)
             return

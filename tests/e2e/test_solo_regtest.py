@@ -286,3 +286,45 @@ async def test_solo_pool_pays_each_miner_its_own_address(tmp_path: Path):
         if miners.device is not None and miners.device.transport is not None:
             miners.device.transport.loseConnection()
         await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_solo_pool_on_a_template_provider_pays_each_miner_its_own_address(tmp_path: Path):
+    import base58
+
+    from sv2proxy.testing.template_provider import TemplateProvider
+
+    mine = base58.b58encode_check(b"\xc4" + bytes(range(20))).decode()  # a regtest P2SH address
+    node = RegtestNode(tmp_path / "node", reactor, rpcuser="test", rpcpassword="secret")
+    await node.start()
+    provider = TemplateProvider(node, reactor)
+    await provider.start()
+    config = tmp_path / "tp-solo.yaml"
+    config.write_text(
+        f"data_dir: {tmp_path / 'data'}\n"
+        "listen:\n  sv2: 127.0.0.1:0\n"
+        "node:\n  embedded: false\n  chain: regtest\n"
+        f"  template_provider: 127.0.0.1:{provider.port}\n"
+        f"  template_provider_key: {provider.authority.public_text}\n"
+        f"coinbase:\n  payout: {PAYOUT}\n  solo: true\n"
+        "mining:\n  min_difficulty: 0.000001\n  share_batch_size: 1\n"
+    )
+    options = Options()
+    options.parseOptions(["--config", str(config)])
+    daemon = makeService(options, reactor)
+    daemon.privilegedStartService()
+    daemon.startService()
+    miners = MiningDeviceFactory(reactor, f"{mine}.rig1", pause=0.05, nonces_per_slice=8)
+    try:
+        height = node.height
+        await connect(miners, daemon, options)
+        await until(lambda: node.height >= height + 1)
+        block = await rpc(node, "getblock", await rpc(node, "getblockhash", height + 1), 2)
+        outputs = block["tx"][0]["vout"]
+        paid = [out for out in outputs if out["scriptPubKey"].get("address") == mine]
+        assert paid and round(paid[0]["value"] * 100_000_000) == 5_000_000_000  # the whole reward
+        assert not any(out["scriptPubKey"].get("address") == PAYOUT for out in outputs)
+    finally:
+        await stop(miners, daemon)
+        await provider.stop()
+        await node.stop()

@@ -250,12 +250,14 @@ class FakeMining:
         self.calls: list[tuple[str, object]] = []
         self.block_sink = None
 
-    def new_tip(self, work, prev) -> int:
+    def new_tip(self, work, prev, variant=None) -> int:
         self.calls.append(("new_tip", work))
+        self.variant = variant
         return 1
 
-    def new_work(self, work) -> int:
+    def new_work(self, work, variant=None) -> int:
         self.calls.append(("new_work", work))
+        self.variant = variant
         return 1
 
 
@@ -353,7 +355,7 @@ def test_a_found_block_goes_to_the_provider_only_from_its_own_session():
     protocol.dataReceived(template_message(7, True, 50_0000_0000).to_frame())
     protocol.dataReceived(prev.to_frame())
     source_id = mining.calls[0][1].source_id
-    assembler = source._assemblers[source_id].assembler
+    assembler = source._assemblers[(source_id, None)].assembler
     extranonce = bytes(16)
     block_hash = assembler.header(extranonce, 0x20000000, 1_700_000_001, 42).hash
     transport.clear()
@@ -392,3 +394,22 @@ def test_the_provider_refuses_other_protocols_and_versions_like_sv2_tp():
     protocol.makeConnection(transport)
     protocol.dataReceived(CoinbaseOutputConstraints(31, 400).to_frame())  # before SetupConnection
     assert sent(transport) == [] and transport.disconnecting
+
+
+def test_a_solo_pool_reserves_room_for_any_address_and_keeps_each_payouts_assembler():
+    from sv2proxy.template.tdp_source import LARGEST_SOLO_OUTPUT, coinbase_output_constraints
+
+    factory = JobFactory(PAYOUT, b"/tdp/", 16)
+    pooled = coinbase_output_constraints(factory, 400)
+    assert coinbase_output_constraints(factory, 400, solo=True).coinbase_output_max_additional_size == max(
+        pooled.coinbase_output_max_additional_size, LARGEST_SOLO_OUTPUT
+    )
+    mining, source, protocol, transport = scripted_session()
+    protocol.dataReceived(SetupConnectionSuccess(2, 0).to_frame())
+    protocol.dataReceived(template_message(7, True, 50_0000_0000).to_frame())
+    protocol.dataReceived(SetNewPrevHash(7, bytes(range(32)), 1_700_000_000, 0x207FFFFF, b"\xff" * 32).to_frame())
+    source_id = mining.calls[0][1].source_id
+    script = bytes.fromhex("5120") + bytes(32)  # a P2TR miner
+    work = mining.variant(script)
+    assert work.payout == script and work.source_id == source_id
+    assert (source_id, script) in source._assemblers
