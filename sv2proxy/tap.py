@@ -143,6 +143,7 @@ def template_provider_source(
         handshake_timeout=config.noise.handshake_timeout,
         events=events,
         solo=config.coinbase.solo,
+        journal=FoundBlockJournal(config.data_dir / "blocks"),
     )
 
 

@@ -20,6 +20,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -45,6 +46,7 @@ from sv2proxy.link.noise import NoiseClientFactory
 from sv2proxy.pool.jobs import Work
 from sv2proxy.server.mining import FoundBlock, MiningService
 from sv2proxy.template.block_template import BlockTemplate
+from sv2proxy.template.found_blocks import FoundBlockJournal
 from sv2proxy.template.job_factory import BlockAssembler, JobFactory
 
 log = Logger()
@@ -199,8 +201,11 @@ class TemplateProviderSource(Service):
         handshake_timeout: float = 10.0,
         events: EventBus | None = None,
         solo: bool = False,
+        journal: FoundBlockJournal | None = None,
     ) -> None:
         self.factory = factory
+        #: Where found blocks are made durable before they go to the TP (None: nowhere).
+        self.journal = journal
         self.mining = mining
         self.events = events
         self.constraints = coinbase_output_constraints(factory, max_additional_sigops, solo)
@@ -229,6 +234,16 @@ class TemplateProviderSource(Service):
     def startService(self) -> None:  # noqa: N802
         super().startService()
         self.mining.block_sink = self
+        if self.journal is not None:
+            for block_hash, _ in self.journal.pending():
+                # A TP takes a solution only for a template of its own session: what an earlier
+                # run found and never saw confirmed can only go to a node by hand.
+                log.warn(
+                    "found block {hash} was never confirmed by the Template Provider; if it is not in"
+                    " the chain, submit it: bitcoin-cli submitblock $(cat {path})",
+                    hash=block_hash,
+                    path=self.journal.pending_dir / f"{block_hash}.hex",
+                )
         self._client.startService()
 
     def stopService(self) -> Deferred[None]:  # noqa: N802
@@ -295,6 +310,8 @@ class TemplateProviderSource(Service):
             del self._future[stale]
         self._prev = message
         template_id = self._submitted.pop(message.prev_hash, None)
+        if template_id is not None and self.journal is not None:
+            self.journal.settle(display_hex(message.prev_hash), True)
         if template_id is not None:
             log.info(
                 "block {hash} (template {id}) is the Template Provider's new tip: accepted",
@@ -343,6 +360,17 @@ class TemplateProviderSource(Service):
 
     # -- found blocks ----------------------------------------------------------------------
 
+    def _save(self, block: FoundBlock, assembler: BlockAssembler, block_hash: str) -> Path | None:
+        """Make the whole block durable before it leaves (never lost, whatever the TP does)."""
+        if self.journal is None:
+            return None
+        try:
+            assembled = assembler.assemble(block.extranonce, block.version, block.ntime, block.nonce)
+            return self.journal.save(block_hash, assembled.data.hex())
+        except OSError as e:
+            log.critical("cannot write found block {hash} to disk: {error}", hash=block_hash, error=e)
+            return None
+
     def block_found(self, block: FoundBlock) -> None:
         """A miner found a block: hand it to the TP as SubmitSolution (it sends no answer)."""
         block_hash = display_hex(block.block_hash)
@@ -359,12 +387,14 @@ class TemplateProviderSource(Service):
                 rebuilt=display_hex(header.hash),
             )
             return
+        saved = self._save(block, assembler, block_hash)
         protocol = self.protocol
         if protocol is None or protocol.session != kept.session:
-            # The template_id would name another template in a new session: the block is lost.
+            # The template_id would name another template in a new session.
             log.critical(
-                "cannot submit block {hash}: the Template Provider session of its template is gone",
+                "cannot submit block {hash}: the Template Provider session of its template is gone{saved}",
                 hash=block_hash,
+                saved=f"; it is kept in {saved}: submit it to a node by hand" if saved else "",
             )
             return
         solution = assembler.submit_solution(block.extranonce, block.version, block.ntime, block.nonce)

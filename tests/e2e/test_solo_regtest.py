@@ -241,6 +241,9 @@ async def test_the_daemon_mines_through_a_template_provider(tmp_path: Path):
         coinbase = block["tx"][0]
         assert any(out["scriptPubKey"].get("address") == PAYOUT for out in coinbase["vout"])
         assert b"/tp-e2e/" in bytes.fromhex(coinbase["vin"][0]["coinbase"])
+        # Every found block was on disk before it left, and the TP's new tips confirmed them.
+        accepted = tmp_path / "data" / "blocks" / "accepted"
+        await until(lambda: (accepted / f"{block['hash']}.hex").exists())
     finally:
         await stop(miners, daemon)
         await provider.stop()
