@@ -85,14 +85,16 @@ class UpstreamProtocol(UpstreamLink, FramedProtocol):
 
     # -- from the service ------------------------------------------------------------------
 
-    def forward_share(self, share: AcceptedShare) -> None:
-        """A locally accepted share: on to the pool if it is one for the pool."""
+    def forward_share(self, share: AcceptedShare) -> bool:
+        """A locally accepted share: on to the pool if it is one for the pool (False: closing)."""
         if not self._writable():
-            return
-        for message in self.session.submit(share):
+            return False
+        for message in self.session.submit(share, self.clock.seconds()):
             self.sendMessage(message)
+            self._share_sent()
             if share.is_block:
                 self._block_forwarded(share)
+        return True
 
     def update_channel(self, hash_rate: float) -> None:
         """Tell the pool the aggregate hash rate of the local miners."""

@@ -38,6 +38,11 @@ log = Logger()
 
 DEFAULT_STALL_TIMEOUT = 120.0
 DEFAULT_OPEN_TIMEOUT = 30.0
+#: How long a graceful close may wait for a peer that does not read before the link is aborted.
+CLOSE_TIMEOUT = 5.0
+#: How long a forwarded share may wait for the pool's answer: a pool that takes shares and
+#: answers none (blackholed) loses them all until the stall deadline, which its jobs hold off.
+ANSWER_TIMEOUT = 30.0
 
 
 class ProxiedMining(TypingProtocol):
@@ -98,11 +103,16 @@ class UpstreamLink:
         self._last_heard = 0.0
         self._stall_call: IDelayedCall | None = None
         self._open_call: IDelayedCall | None = None
+        self._close_call: IDelayedCall | None = None
+        self._answer_call: IDelayedCall | None = None
 
     # -- what the service calls ------------------------------------------------------------
 
-    def forward_share(self, share: AcceptedShare) -> None:
-        """A locally accepted share: on to the pool if it is one for the pool."""
+    def forward_share(self, share: AcceptedShare) -> bool:
+        """A locally accepted share: on to the pool if it is one for the pool.
+
+        False if the link can no longer take it (it is closing): the share is lost upstream.
+        """
         raise NotImplementedError
 
     def update_channel(self, hash_rate: float) -> None:
@@ -120,6 +130,9 @@ class UpstreamLink:
             transport.abortConnection()
         else:
             transport.loseConnection()
+            # loseConnection waits until everything written is sent: a peer that does not read
+            # would hold the link (and a stopping daemon) forever.
+            self._close_call = self.clock.callLater(CLOSE_TIMEOUT, transport.abortConnection)
 
     # -- for the subclasses ----------------------------------------------------------------
 
@@ -138,6 +151,11 @@ class UpstreamLink:
         if self._open_call is not None and self._open_call.active():
             self._open_call.cancel()
         self._open_call = None
+
+    def _share_sent(self) -> None:
+        """A share went to the pool: make sure its answer is waited for no longer than ANSWER_TIMEOUT."""
+        if self._answer_call is None:
+            self._answer_call = self.clock.callLater(ANSWER_TIMEOUT, self._check_answers)
 
     def _link_lost(self, why: str) -> None:
         self._cancel_timers()
@@ -292,6 +310,19 @@ class UpstreamLink:
         # Rescheduled only when it fires, not per message: a message costs one assignment.
         self._stall_call = self.clock.callLater(self.stall_timeout - silent, self._check_stall)
 
+    def _check_answers(self) -> None:
+        self._answer_call = None
+        sent_at = self.session.oldest_in_flight_at
+        if sent_at is None:
+            return
+        waited = self.clock.seconds() - sent_at
+        if waited >= ANSWER_TIMEOUT:
+            reason = f"no answer to a share for {waited:.0f} s"
+            log.warn("dropping upstream {where}: {reason}", where=self.where, reason=reason)
+            self.close(reason)
+            return
+        self._answer_call = self.clock.callLater(ANSWER_TIMEOUT - waited, self._check_answers)
+
     def _open_timed_out(self) -> None:
         self._open_call = None
         reason = f"{self._not_ready()} within {self.open_timeout:g} s ({self._waiting_for()})"
@@ -299,10 +330,10 @@ class UpstreamLink:
         self.close(reason)
 
     def _cancel_timers(self) -> None:
-        for call in (self._stall_call, self._open_call):
+        for call in (self._stall_call, self._open_call, self._close_call, self._answer_call):
             if call is not None and call.active():
                 call.cancel()
-        self._stall_call = self._open_call = None
+        self._stall_call = self._open_call = self._close_call = self._answer_call = None
 
     def _writable(self) -> bool:
         transport = self.transport

@@ -3,11 +3,15 @@
 :class:`UpstreamService` connects to the first URL; when a connection cannot be made, or is
 lost, it fails over to the next one (wrapping around), after a delay from an exponential
 backoff with jitter (``twisted.application.internet.backoffPolicy``) that grows with every
-consecutive failed attempt and starts again once a link is ready.  The list may mix protocols:
+consecutive failed attempt and starts again once a channel has stayed open for
+:data:`STABLE_AFTER` seconds (one that closes sooner is a failed attempt too).  A URL whose
+channel had been open is tried once more before failing over, so that a blip of the primary
+does not move the farm to a backup for good.  The list may mix protocols:
 a ``stratum2+tcp`` URL gets a Stratum V2 link (:mod:`.client`), Noise NX with the URL's pinned
 authority key (PROTOCOL.md §5); a ``stratum+tcp`` URL a Stratum V1 link (:mod:`.sv1_client`),
 plain TCP.  A pool's Reconnect (``client.reconnect`` in V1) is followed to the host and port it
-names, with the same scheme and key (§6 "Reconnect").
+names, with the same scheme and key (§6 "Reconnect"): at once from an open channel, but as a
+failed attempt before our channel opened, and after :data:`MAX_REDIRECTS` in a row.
 
 Per connection exactly one extended channel is opened (V1: one subscription), whatever the
 number of local miners (FIELD-NOTES.md: aggregated mode).  The service is the mining service's
@@ -41,6 +45,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sv2proxy import __version__
+from sv2proxy.bitcoin.hashing import display_hex
 from sv2proxy.config import PoolProtocol, PoolUrl
 from sv2proxy.events import EventBus, MiningPoolConnected, MiningPoolDisconnected
 from sv2proxy.link.noise import DEFAULT_HANDSHAKE_TIMEOUT, NoiseClientFactory, NoiseProtocol
@@ -62,6 +67,12 @@ DEFAULT_CONNECT_TIMEOUT = 30.0
 DEFAULT_MIN_V1_EXTRANONCE2_SIZE = DEFAULT_MIN_EXTRANONCE2_SIZE
 INITIAL_RETRY_DELAY = 1.0
 MAX_RETRY_DELAY = 60.0
+#: How long a channel must stay open for its link to count as a success (and reset the backoff):
+#: a pool that opens our channel and then drops it at once is failing, not working.
+STABLE_AFTER = 60.0
+#: Reconnects followed at their own delay in a row, without a channel that stayed open; past
+#: this each one waits as the backoff says (two pools that send us to each other do not spin).
+MAX_REDIRECTS = 3
 
 RetryPolicy = Callable[[int], float]
 
@@ -93,6 +104,7 @@ class _Attempt:
         self.outer: IProtocol | None = None  # the transport's protocol (Noise, or ours if plain)
         self.protocol: UpstreamLink | None = None  # once the link is up (after Noise)
         self.opened = False
+        self.opened_at = 0.0  # the clock's time when the channel opened
         self.redirect: PoolUrl | None = None
         self.redirect_wait = 0.0
         self.ended = False
@@ -214,7 +226,10 @@ class UpstreamService(Service):
         self._retry_policy = retry_policy or default_retry_policy()
         self._index = 0
         self._failures = 0
-        self._redirect: PoolUrl | None = None
+        self._redirects = 0  # Reconnects in a row without a channel that stayed open
+        #: The URL already retried once after it was lost (until one of its channels stays open).
+        self._retried: PoolUrl | None = None
+        self._next_url: PoolUrl | None = None  # a Reconnect's target, or a lost URL to retry
         self._attempt: _Attempt | None = None
         self._retry_call: IDelayedCall | None = None
         self._updater = LoopingCall(self._update_channel)
@@ -268,16 +283,22 @@ class UpstreamService(Service):
     def share_accepted(self, share: AcceptedShare) -> None:
         """A local miner's accepted share: forwarded if it meets the pool's target."""
         protocol = self.protocol
-        if protocol is None:
-            self.shares_without_upstream += 1
+        if protocol is not None and protocol.forward_share(share):
             return
-        protocol.forward_share(share)
+        # No channel, or one that is closing (a Reconnect, a Fatal, stopping) and not gone yet.
+        self.shares_without_upstream += 1
+        if share.is_block:
+            log.error(
+                "block candidate {hash} from {worker} lost: no upstream pool to forward it to",
+                hash=display_hex(share.share_hash),
+                worker=share.worker,
+            )
 
     # -- connecting ------------------------------------------------------------------------
 
     def _connect(self) -> None:
         self._retry_call = None
-        url, self._redirect = self._redirect or self.urls[self._index], None
+        url, self._next_url = self._next_url or self.urls[self._index], None
         attempt = self._attempt = _Attempt(self, url, self._index)
         upstream = _UpstreamFactory(self, attempt)
         factory: IProtocolFactory = upstream
@@ -336,7 +357,7 @@ class UpstreamService(Service):
         if attempt is not self._attempt or attempt.ended:
             return
         attempt.opened = True
-        self._failures = 0
+        attempt.opened_at = self._reactor.seconds()
         self.protocol = protocol
         self.url = attempt.url
         self.events.publish(MiningPoolConnected(attempt.url.text))
@@ -367,40 +388,59 @@ class UpstreamService(Service):
         if not self.running:
             log.info("closed upstream {url}", url=url.text)
             return
-        n = len(self.urls)
+        self._retry_call = self._reactor.callLater(self._next_attempt(attempt, reason), self._connect)
+
+    def _next_attempt(self, attempt: _Attempt, reason: str) -> float:
+        """Choose the next URL after ``attempt`` ended; return the delay before trying it."""
+        url = attempt.url
+        if attempt.opened and self._reactor.seconds() - attempt.opened_at >= STABLE_AFTER:
+            self._failures = 0
+            self._redirects = 0
+            self._retried = None
         if attempt.redirect is not None:
-            self._redirect = attempt.redirect
-            delay = attempt.redirect_wait
+            self._next_url = attempt.redirect
+            self._index = attempt.index
+            self._redirects += 1
+            if attempt.opened and self._redirects <= MAX_REDIRECTS:
+                delay = attempt.redirect_wait
+            else:
+                # Before our channel opened, or redirected round and round: a failed attempt.
+                self._failures += 1
+                delay = max(attempt.redirect_wait, self._retry_policy(self._failures - 1))
             log.info(
-                "upstream {url} moved us to {target}; reconnecting in {delay:g} s",
+                "upstream {url} moved us to {target}; reconnecting in {delay:.1f} s",
                 url=url.text,
                 target=attempt.redirect.text,
                 delay=delay,
             )
-        elif attempt.opened:
-            self._index = (attempt.index + 1) % n
-            delay = self._retry_policy(0)
+            return delay
+        # A channel that did not stay open counts as a failure too.
+        self._failures += 1
+        delay = self._retry_policy(self._failures - 1)
+        if attempt.opened and self._retried != url:
+            # A blip of a working pool must not move the farm to the next one for good.
+            self._retried = url
+            self._next_url = url
+            self._index = attempt.index
             log.warn(
-                "lost upstream {url} ({reason}); failing over to {next} in {delay:.1f} s",
+                "lost upstream {url} ({reason}); trying it again in {delay:.1f} s",
                 url=url.text,
                 reason=reason,
-                next=self.urls[self._index].text,
                 delay=delay,
             )
-        else:
-            self._failures += 1
-            self._index = (attempt.index + 1) % n
-            delay = self._retry_policy(self._failures - 1)
-            log.warn(
-                "cannot use upstream {url} ({reason}); failing over to {next} in {delay:.1f} s"
-                " ({failures} failed attempts in a row)",
-                url=url.text,
-                reason=reason,
-                next=self.urls[self._index].text,
-                delay=delay,
-                failures=self._failures,
-            )
-        self._retry_call = self._reactor.callLater(delay, self._connect)
+            return delay
+        self._index = (attempt.index + 1) % len(self.urls)
+        log.warn(
+            "{lost} upstream {url} ({reason}); failing over to {next} in {delay:.1f} s"
+            " ({failures} failed attempts in a row)",
+            lost="lost" if attempt.opened else "cannot use",
+            url=url.text,
+            reason=reason,
+            next=self.urls[self._index].text,
+            delay=delay,
+            failures=self._failures,
+        )
+        return delay
 
     # -- periodic --------------------------------------------------------------------------
 

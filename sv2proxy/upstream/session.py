@@ -76,6 +76,9 @@ ANY_TARGET = b"\xff" * 32
 MAX_JOBS = 64
 #: Shares waiting for the pool's answer; past this the oldest is given up as unanswered.
 MAX_IN_FLIGHT = 4096
+#: Distinct error codes counted in ``rejected`` (a pool chooses them); the rest count as OTHER.
+MAX_REJECT_CODES = 32
+OTHER = "other"
 #: The largest finite binary32, the wire type of ``nominal_hash_rate``.
 F32_MAX = 3.4028234663852886e38
 _U32 = 0xFFFFFFFF
@@ -222,6 +225,7 @@ class _InFlight:
     worker: str
     channel_id: int
     is_block: bool
+    sent_at: float = 0.0
 
 
 class UpstreamSession:
@@ -288,6 +292,12 @@ class UpstreamSession:
         return len(self._pending)
 
     @property
+    def oldest_in_flight_at(self) -> float | None:
+        """When the oldest share still waiting for the pool's answer was sent (``submit``'s now)."""
+        oldest = next(iter(self._pending.values()), None)
+        return None if oldest is None else oldest.sent_at
+
+    @property
     def total_extranonce_size(self) -> int:
         return len(self.extranonce_prefix) + self.extranonce_size
 
@@ -330,8 +340,8 @@ class UpstreamSession:
             return self._open_answer(message)
         return self._channel_message(message)
 
-    def submit(self, share: AcceptedShare) -> list[Message]:
-        """The SubmitSharesExtended for a locally accepted share, if it is one for the pool.
+    def submit(self, share: AcceptedShare, now: float = 0.0) -> list[Message]:
+        """The SubmitSharesExtended for a locally accepted share, if it is one for the pool (at ``now``).
 
         Forwarded when it meets the target its pool job carries, or is a block; its extranonce
         must start with that job's upstream prefix, and only the bytes after it are sent.
@@ -354,7 +364,7 @@ class UpstreamSession:
             return []
         sequence = self._next_sequence
         self._next_sequence = (sequence + 1) & _U32
-        self._pending[sequence] = _InFlight(share.source_id, share.worker, share.channel_id, share.is_block)
+        self._pending[sequence] = _InFlight(share.source_id, share.worker, share.channel_id, share.is_block, now)
         if len(self._pending) > MAX_IN_FLIGHT:
             self._pending.popitem(last=False)
             self.unanswered += 1
@@ -497,8 +507,7 @@ class UpstreamSession:
             return [Ignored(f"job {message.job_id} is not a future job, but no SetNewPrevHash came yet")]
         self._jobs[message.job_id] = _Job(content, self.extranonce_prefix, self.target, future)
         self._jobs.move_to_end(message.job_id)
-        while len(self._jobs) > MAX_JOBS:
-            self._jobs.popitem(last=False)
+        self._evict_jobs()
         work = Work(
             source_id=message.job_id,
             version=message.version,
@@ -510,6 +519,20 @@ class UpstreamSession:
             min_ntime=message.min_ntime,
         )
         return [NewWork(work)]
+
+    def _evict_jobs(self) -> None:
+        """Forget the oldest jobs past MAX_JOBS: active ones first, a future one only if all are.
+
+        A future job may be the one the pool's next SetNewPrevHash activates.
+        """
+        excess = len(self._jobs) - MAX_JOBS
+        if excess <= 0:
+            return
+        active = [job_id for job_id, job in self._jobs.items() if not job.future][:excess]
+        for job_id in active:
+            del self._jobs[job_id]
+        while len(self._jobs) > MAX_JOBS:
+            self._jobs.popitem(last=False)
 
     def _new_prev_hash(self, message: SetNewPrevHash) -> list[Action]:
         job = self._jobs.get(message.job_id)
@@ -593,7 +616,10 @@ class UpstreamSession:
         share = self._pending.pop(message.sequence_number, None)
         if share is None:
             return [Ignored(f"SubmitShares.Error for sequence number {message.sequence_number}, not in flight")]
-        self.rejected[message.error_code] += 1
+        code = message.error_code
+        if code not in self.rejected and len(self.rejected) >= MAX_REJECT_CODES - 1:
+            code = OTHER
+        self.rejected[code] += 1
         return [
             ShareResult(
                 message.sequence_number,

@@ -74,14 +74,16 @@ class Sv1UpstreamProtocol(UpstreamLink, Protocol):
 
     # -- from the service ------------------------------------------------------------------
 
-    def forward_share(self, share: AcceptedShare) -> None:
-        """A locally accepted share: on to the pool if it is one for the pool."""
+    def forward_share(self, share: AcceptedShare) -> bool:
+        """A locally accepted share: on to the pool if it is one for the pool (False: closing)."""
         if not self._writable():
-            return
-        for line in self.session.submit(share):
+            return False
+        for line in self.session.submit(share, self.clock.seconds()):
             self.transport.write(line)
+            self._share_sent()
             if share.is_block:
                 self._block_forwarded(share)
+        return True
 
     # -- actions ---------------------------------------------------------------------------
 

@@ -191,6 +191,7 @@ class _InFlight:
     channel_id: int
     is_block: bool
     difficulty: float
+    sent_at: float = 0.0
 
 
 class Sv1UpstreamSession:
@@ -261,6 +262,12 @@ class Sv1UpstreamSession:
         return len(self._pending)
 
     @property
+    def oldest_in_flight_at(self) -> float | None:
+        """When the oldest share still waiting for the pool's answer was sent (``submit``'s now)."""
+        oldest = next(iter(self._pending.values()), None)
+        return None if oldest is None else oldest.sent_at
+
+    @property
     def total_extranonce_size(self) -> int:
         return len(self.extranonce1) + self.extranonce2_size
 
@@ -315,8 +322,8 @@ class Sv1UpstreamSession:
         # Some pools put an id on their notifications; what they ask is in the method alone.
         return self._notification(Notification(message.method, message.params))
 
-    def submit(self, share: AcceptedShare) -> list[bytes]:
-        """The ``mining.submit`` line for a locally accepted share, if it is one for the pool.
+    def submit(self, share: AcceptedShare, now: float = 0.0) -> list[bytes]:
+        """The ``mining.submit`` line for a locally accepted share, if it is one for the pool (at ``now``).
 
         Forwarded when it meets the target its pool job carries, or is a block; its extranonce
         must start with that job's extranonce1, and the bytes after it are the extranonce2.
@@ -345,7 +352,7 @@ class Sv1UpstreamSession:
         self._next_id += 1
         difficulty = target_to_difficulty(job.target)
         self._pending[request_id] = _InFlight(
-            share.source_id, share.worker, share.channel_id, share.is_block, difficulty
+            share.source_id, share.worker, share.channel_id, share.is_block, difficulty, now
         )
         if len(self._pending) > MAX_IN_FLIGHT:
             self._pending.popitem(last=False)

@@ -25,6 +25,7 @@ from sv2proxy.codec.mining import (
 )
 from sv2proxy.pool.jobs import PrevHash
 from sv2proxy.upstream.client import UpstreamProtocol
+from sv2proxy.upstream.link import ANSWER_TIMEOUT, CLOSE_TIMEOUT
 from sv2proxy.upstream.session import ANY_TARGET, ChannelOpened, UpstreamSession
 
 from .fakes import FakeMining, share, written
@@ -164,6 +165,59 @@ def test_a_reconnect_tells_the_listener_and_closes_gracefully():
     assert link.sent() == []
     link.lose()
     assert link.listener.heard[-1] == ("lost", "the pool asked us to reconnect to 10.9.9.9:4444")
+
+
+def test_a_graceful_close_is_aborted_when_the_pool_does_not_read():
+    link = Link()
+    aborted: list[bool] = []
+    link.transport.abortConnection = lambda: aborted.append(True)  # type: ignore[method-assign]
+    link.open()
+    link.feed(Reconnect("10.9.9.9", 4444))
+    assert link.transport.disconnecting and aborted == []
+    link.clock.advance(CLOSE_TIMEOUT - 0.1)
+    assert aborted == []
+    link.clock.advance(0.1)
+    assert aborted == [True]
+    link.lose()
+    assert link.clock.getDelayedCalls() == []
+    # A pool that reads: the deadline goes with the link.
+    link = Link()
+    link.open()
+    link.protocol.close("the daemon is stopping", abort=False)
+    assert len(link.clock.getDelayedCalls()) == 1
+    link.lose()
+    assert link.clock.getDelayedCalls() == []
+
+
+def test_a_pool_that_answers_no_share_is_dropped_though_it_sends_jobs():
+    link = Link(stall_timeout=120.0)
+    link.open()
+    link.feed(job(1), PREV)
+    link.protocol.forward_share(share(1, PREFIX + bytes(8)))  # sequence 0, at 0 s
+    link.clock.advance(20)
+    link.protocol.forward_share(share(1, PREFIX + bytes(8)))  # sequence 1, at 20 s
+    link.feed(SubmitSharesSuccess(5, 0, 1, 1))  # the first is answered: the second is the oldest
+    link.clock.advance(ANSWER_TIMEOUT - 20)
+    assert not link.transport.disconnecting
+    link.feed(job(2))  # jobs keep coming: the stall deadline alone would wait
+    link.clock.advance(19.9)
+    assert not link.transport.disconnecting
+    link.clock.advance(0.1)
+    assert link.transport.disconnecting
+    link.lose()
+    assert link.listener.heard[-1] == ("lost", f"no answer to a share for {ANSWER_TIMEOUT:.0f} s")
+    assert link.clock.getDelayedCalls() == []
+
+
+def test_answered_shares_leave_no_answer_deadline_behind():
+    link = Link()
+    link.open()
+    link.feed(job(1), PREV)
+    link.protocol.forward_share(share(1, PREFIX + bytes(8)))
+    link.feed(SubmitSharesSuccess(5, 0, 1, 1))
+    link.clock.advance(ANSWER_TIMEOUT)
+    assert not link.transport.disconnecting
+    assert len(link.clock.getDelayedCalls()) == 1  # the stall check only
 
 
 def test_a_silent_pool_is_dropped_after_the_stall_timeout():

@@ -10,11 +10,13 @@ import pytest
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import LogLevel, capturedLogs
 from twisted.python.failure import Failure
 
 from sv2proxy.codec.common import Reconnect, SetupConnection, SetupConnectionError, SetupConnectionSuccess
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
+    CloseChannel,
     NewExtendedMiningJob,
     OpenExtendedMiningChannel,
     OpenExtendedMiningChannelSuccess,
@@ -32,7 +34,9 @@ from sv2proxy.tap import upstream_service
 from sv2proxy.upstream.client import UpstreamProtocol
 from sv2proxy.upstream.service import (
     INITIAL_RETRY_DELAY,
+    MAX_REDIRECTS,
     MAX_RETRY_DELAY,
+    STABLE_AFTER,
     UpstreamService,
     default_retry_policy,
     redirected,
@@ -190,6 +194,7 @@ def test_a_lost_channel_fails_over_to_the_next_pool_and_drops_the_work():
     link = h.accept()  # the third URL
     link.open()
     link.feed(NewExtendedMiningJob(5, 1, None, 0x20000000, True, (), b"\x01", b"\x02"))
+    h.reactor.advance(STABLE_AFTER)
     link.lose("pool restarted")
     assert h.service.url is None and h.service.session is None
     assert h.mining.names() == ["set_extranonce_space", "new_work", "drop_work"]
@@ -197,9 +202,13 @@ def test_a_lost_channel_fails_over_to_the_next_pool_and_drops_the_work():
         MiningPoolConnected(URLS[2].text),
         MiningPoolDisconnected(URLS[2].text, "Connection was closed cleanly: pool restarted."),
     ]
-    # An open channel reset the count: the first delay again, and the list wraps to the first URL.
+    # A channel that stayed open reset the count: the first delay again, to the same URL once ...
     h.reactor.advance(DELAYS[0])
-    assert h.ports() == [3331, 3332, 3333, 3331]
+    assert h.ports() == [3331, 3332, 3333, 3333]
+    h.refuse()
+    # ... and then the list wraps to the first URL.
+    h.reactor.advance(DELAYS[1])
+    assert h.ports() == [3331, 3332, 3333, 3333, 3331]
 
 
 def test_a_link_that_ends_before_its_channel_opens_is_a_failed_attempt():
@@ -230,7 +239,10 @@ def test_a_stalled_pool_is_dropped_and_the_next_one_tried():
     link.lose()
     assert h.pool_events()[-1] == MiningPoolDisconnected(URLS[0].text, "no message for 120 s")
     h.reactor.advance(DELAYS[0])
-    assert h.ports() == [3331, 3332]
+    assert h.ports() == [3331, 3331]  # once more, then the next one
+    h.refuse()
+    h.reactor.advance(DELAYS[1])
+    assert h.ports() == [3331, 3331, 3332]
 
 
 def test_reconnect_goes_where_the_pool_says_at_once_with_the_same_authority_key():
@@ -263,10 +275,90 @@ def test_reconnect_goes_where_the_pool_says_at_once_with_the_same_authority_key(
     link = h.accept()
     link.open()
     assert h.pool_events()[-1] == MiningPoolConnected("stratum2+tcp://10.7.7.7:4444")
-    # When the place it moved us to goes, the list resumes after the URL that moved us.
+    # When the place it moved us to goes (after one more try), the list resumes after the URL
+    # that moved us.
     link.lose()
     h.reactor.advance(DELAYS[0])
-    assert h.ports() == [3331, 4444, 3332]
+    assert h.ports() == [3331, 4444, 4444]
+    h.refuse()
+    h.reactor.advance(DELAYS[1])
+    assert h.ports() == [3331, 4444, 4444, 3332]
+
+
+def test_a_reconnect_before_the_channel_opens_is_a_failed_attempt():
+    h = Harness()
+    h.service.startService()
+    for n, (port, back) in enumerate(((3331, 4444), (4444, 3331), (3331, 4444))):
+        link = h.accept()
+        link.feed(SetupConnectionSuccess(2, 0), Reconnect("10.0.0.1", back))  # no channel yet
+        link.lose()
+        h.reactor.advance(DELAYS[n] - 0.001)
+        assert h.ports()[-1] == port  # not at once: the backoff grows ...
+        h.reactor.advance(0.001)
+        assert h.ports()[-1] == back  # ... and the redirect is still followed
+    assert h.pool_events() == []
+
+
+def test_pools_that_send_us_to_each_other_get_the_backoff_after_a_few_redirects():
+    h = Harness()
+    h.service.startService()
+    delays = [0.0] * MAX_REDIRECTS + list(DELAYS[:2])
+    for n, delay in enumerate(delays):
+        link = h.accept()
+        link.open()
+        link.feed(Reconnect("10.0.0.1", 4444 if n % 2 == 0 else 3331))
+        link.lose()
+        if delay:
+            h.reactor.advance(delay - 0.001)
+            assert len(h.ports()) == n + 1
+        h.reactor.advance(0.001 if delay else 0)
+        assert len(h.ports()) == n + 2
+    assert h.ports() == [3331, 4444, 3331, 4444, 3331, 4444]
+    # A channel that stayed open ends the streak: the next redirect is followed at once again.
+    link = h.accept()
+    link.open()
+    h.reactor.advance(STABLE_AFTER)
+    link.feed(Reconnect("10.0.0.1", 3331))
+    link.lose()
+    h.reactor.advance(0)
+    assert h.ports()[-1] == 3331 and len(h.ports()) == 7
+
+
+def test_a_pool_that_drops_its_channel_at_once_backs_off_until_one_stays_open():
+    h = Harness()
+    h.service.startService()
+    # Each short-lived channel is a failure: the same URL once, then the next, slower each time.
+    for n, (port, then) in enumerate(((3331, 3331), (3331, 3332), (3332, 3332), (3332, 3333))):
+        link = h.accept()
+        link.open()
+        link.feed(CloseChannel(5, "going away"))
+        assert link.transport.disconnecting
+        link.lose()
+        h.reactor.advance(DELAYS[n] - 0.001)
+        assert h.ports()[-1] == port
+        h.reactor.advance(0.001)
+        assert h.ports()[-1] == then
+    assert h.mining.names().count("drop_work") == 4
+    link = h.accept()
+    link.open()
+    h.reactor.advance(STABLE_AFTER)
+    link.lose()
+    h.reactor.advance(DELAYS[0])  # stayed open: the backoff starts again
+    assert h.ports() == [3331, 3331, 3332, 3332, 3333, 3333]
+
+
+def test_a_blip_of_a_working_pool_retries_it_before_failing_over():
+    h = Harness()
+    h.service.startService()
+    link = h.accept()
+    link.open()
+    h.reactor.advance(STABLE_AFTER)
+    link.lose("blip")
+    h.reactor.advance(DELAYS[0])
+    assert h.ports() == [3331, 3331]
+    h.accept().open()
+    assert h.service.url == URLS[0]
+    assert h.pool_events()[-1] == MiningPoolConnected(URLS[0].text)
 
 
 def test_a_redirect_that_cannot_be_reached_falls_back_to_the_list():
@@ -302,6 +394,25 @@ def test_one_channel_per_connection_and_only_shares_for_the_pool_are_forwarded()
     submitted = [m for m in sent if isinstance(m, SubmitSharesExtended)]
     assert [m.sequence_number for m in submitted] == list(range(50))
     assert h.service.session.below_target == 1
+
+
+def test_shares_after_the_link_started_closing_are_counted_and_a_lost_block_is_an_error():
+    h = Harness()
+    h.service.startService()
+    link = h.accept()
+    link.open()
+    link.feed(
+        NewExtendedMiningJob(5, 1, None, 0x20000000, True, (), b"\x01", b"\x02"),
+        SetNewPrevHash(5, 1, bytes(32), 1_700_000_000, 0x1D00FFFF),
+        Reconnect("10.7.7.7", 4444),  # closing gracefully, not gone yet
+    )
+    assert link.transport.disconnecting and h.service.protocol is not None
+    link.sent()
+    with capturedLogs() as events:
+        h.service.share_accepted(share(1, PREFIX + bytes(8)))
+        h.service.share_accepted(share(1, PREFIX + bytes(8), is_block=True))
+    assert link.sent() == [] and h.service.shares_without_upstream == 2
+    assert [e["log_level"] for e in events if e["log_namespace"] == "sv2proxy.upstream.service"] == [LogLevel.error]
 
 
 def test_the_channel_opens_with_the_local_hash_rate_and_is_updated_every_interval():
@@ -429,6 +540,7 @@ def test_failover_goes_between_v1_and_v2_pools_and_back():
     v1 = h.accept_v1()
     v1.open()
     v1.feed(v1_job("j1"))
+    h.reactor.advance(STABLE_AFTER)
     v1.lose("pool restarted")
     assert h.mining.names() == ["set_extranonce_space", "new_tip", "drop_work"]
     assert h.pool_events() == [
@@ -436,15 +548,20 @@ def test_failover_goes_between_v1_and_v2_pools_and_back():
         MiningPoolDisconnected(v1_url(1).text, "Connection was closed cleanly: pool restarted."),
     ]
     h.reactor.advance(DELAYS[0])
-    assert h.ports() == [3341, 3332]
+    h.refuse()  # tried once more
+    h.reactor.advance(DELAYS[1])
+    assert h.ports() == [3341, 3341, 3332]
     v2 = h.accept()
     assert isinstance(inner(v2), UpstreamProtocol)
     v2.open()
     assert h.pool_events()[-1] == MiningPoolConnected(URLS[1].text)
     assert h.mining.calls[-1] == ("set_extranonce_space", (PREFIX, 10))
+    h.reactor.advance(STABLE_AFTER)
     v2.lose()
     h.reactor.advance(DELAYS[0])
-    assert h.ports() == [3341, 3332, 3341]  # wrapped around to the V1 pool
+    h.refuse()
+    h.reactor.advance(DELAYS[1])
+    assert h.ports() == [3341, 3341, 3332, 3332, 3341]  # wrapped around to the V1 pool
     h.accept_v1().open()
     assert h.pool_events()[-1] == MiningPoolConnected(v1_url(1).text)
 
@@ -498,6 +615,8 @@ def test_a_stalled_v1_pool_is_dropped_and_stopping_leaves_no_timer():
     link.lose()
     assert h.pool_events()[-1] == MiningPoolDisconnected(v1_url(1).text, "no message for 120 s")
     h.reactor.advance(DELAYS[0])
+    h.refuse()
+    h.reactor.advance(DELAYS[1])
     h.accept().open()
     stopped = h.service.stopService()
     assert not stopped.called

@@ -47,6 +47,9 @@ from sv2proxy.upstream.session import (
     ANY_TARGET,
     F32_MAX,
     MAX_IN_FLIGHT,
+    MAX_JOBS,
+    MAX_REJECT_CODES,
+    OTHER,
     ChannelOpened,
     ExtranoncePrefixChanged,
     Fatal,
@@ -288,6 +291,17 @@ def test_a_new_prev_hash_retires_every_other_job_so_their_ids_may_come_again():
     assert s.receive(job(2)) == [NewWork(work(2))]  # a new job with an old id: not a duplicate
 
 
+def test_too_many_jobs_evict_active_ones_before_a_future_job_awaiting_its_prev_hash():
+    s = mining(1)
+    s.receive(job(2))  # future: the next SetNewPrevHash may name it
+    for job_id in range(100, 100 + MAX_JOBS):
+        assert s.receive(job(job_id, min_ntime=1_700_000_000)) == [NewWork(work(job_id, 1_700_000_000))]
+    # Two too many: the two oldest active jobs went, not the older future one.
+    assert s.submit(share(1, full())) == [] and s.submit(share(100, full())) == []
+    assert s.submit(share(101, full())) != []
+    assert s.receive(prev_hash(2)) == [NewPrevHash(2, PrevHash(PREV_HASH, 1_700_000_000, NBITS))]
+
+
 def test_new_mining_job_on_our_extended_channel_is_fatal_and_elsewhere_ignored():
     s = opened()
     [ignored] = s.receive(NewMiningJob(99, 1, None, 0x20000000, bytes(32)))
@@ -424,6 +438,18 @@ def test_odd_share_answers_are_ignored_with_a_reason():
     actions = s.receive(SubmitSharesSuccess(CHANNEL, 1, 5, 5))
     assert [type(a) for a in actions] == [ShareResult, ShareResult, Ignored]
     assert "counts 5" in actions[2].reason
+
+
+def test_rejections_count_a_bounded_number_of_pool_chosen_codes():
+    s = mining(1)
+    for n in range(MAX_REJECT_CODES + 10):
+        s.submit(share(1, full()))
+        s.receive(SubmitSharesError(CHANNEL, n, f"code-{n}"))
+    s.submit(share(1, full()))
+    s.receive(SubmitSharesError(CHANNEL, MAX_REJECT_CODES + 10, "code-0"))  # a known code still counts
+    assert len(s.rejected) == MAX_REJECT_CODES
+    assert s.rejected["code-0"] == 2 and s.rejected[OTHER] == 11
+    assert sum(s.rejected.values()) == MAX_REJECT_CODES + 11
 
 
 def test_in_flight_shares_are_bounded():

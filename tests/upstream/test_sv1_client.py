@@ -13,6 +13,7 @@ from twisted.python.failure import Failure
 
 from sv2proxy.pool.jobs import PrevHash
 from sv2proxy.sv1 import notify, reconnect, result, set_difficulty, set_extranonce, subscribe_result
+from sv2proxy.upstream.link import ANSWER_TIMEOUT
 from sv2proxy.upstream.sv1_client import Sv1UpstreamProtocol
 from sv2proxy.upstream.sv1_session import Authorized, Sv1UpstreamSession
 
@@ -158,6 +159,23 @@ def test_an_extranonce_space_the_miners_cannot_use_drops_the_link_before_any_wor
     assert ("ready", EXTRANONCE1) not in link.listener.heard
     link.lose()
     assert "does not fit our miners" in link.listener.heard[-1][1]
+
+
+def test_a_pool_that_answers_no_submit_is_dropped_though_it_sends_jobs():
+    link = Link(stall_timeout=120.0)
+    link.ready()
+    link.feed(job("j1"))
+    link.protocol.forward_share(share(1, EXTRANONCE1 + bytes(8)))  # request 5
+    link.protocol.forward_share(share(1, EXTRANONCE1 + bytes(8)))  # request 6
+    link.feed(result(5, True))
+    link.clock.advance(ANSWER_TIMEOUT - 0.1)
+    link.feed(job("j2", clean=False))
+    assert not link.transport.disconnecting
+    link.clock.advance(0.1)
+    assert link.transport.disconnecting
+    link.lose()
+    assert link.listener.heard[-1] == ("lost", f"no answer to a share for {ANSWER_TIMEOUT:.0f} s")
+    assert link.clock.getDelayedCalls() == []
 
 
 def test_client_reconnect_tells_the_listener_and_closes_gracefully():
