@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 
 from sv2proxy.codec.common import SetupConnection, SetupConnectionSuccess
 from sv2proxy.codec.constants import ERROR_EXTENDED_CHANNELS_NOT_SUPPORTED_FOR_STANDARD_JOBS, REQUIRES_STANDARD_JOBS
+from sv2proxy.codec.extensions import RequestExtensions, RequestExtensionsError, RequestExtensionsSuccess
 from sv2proxy.codec.framing import Frame
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
@@ -34,12 +35,15 @@ from sv2proxy.codec.mining import (
     SubmitSharesStandard,
     UpdateChannel,
 )
+from sv2proxy.codec.tlv import EXTENSION_WORKER_HASHRATE_TRACKING
 from sv2proxy.errors import ProtocolError
 from sv2proxy.link.framed import FramedProtocol, peer_text
 from sv2proxy.link.ratelimit import TokenBucket
 from sv2proxy.server.mining import MiningService
 from sv2proxy.server.setup import negotiate_mining_setup
 
+#: Extensions this server negotiates (PROTOCOL.md §3.5): worker names with shares.
+SUPPORTED_EXTENSIONS = frozenset({EXTENSION_WORKER_HASHRATE_TRACKING})
 # Work selection is refused at setup; a client that sends a custom job anyway is told so.
 ERROR_JD_NOT_SUPPORTED = "jd-not-supported"
 # A miner's messages are small; anything near this is hostile or broken.
@@ -68,6 +72,7 @@ class MinerProtocol(FramedProtocol):
     def __init__(self) -> None:
         self.phase = Phase.AWAITING_SETUP
         self.setup: SetupConnection | None = None
+        self.worker_names = False  # extension 0x0002 negotiated: shares name their worker
         self._bucket: TokenBucket | None = None
         self._setup_deadline: IDelayedCall | None = None
         self._stall_deadline: IDelayedCall | None = None
@@ -124,6 +129,15 @@ class MinerProtocol(FramedProtocol):
         elif self.phase is Phase.SET_UP:
             self._mining_message(message)
 
+    def _extensions(self, request: RequestExtensions) -> None:
+        """Extension negotiation (0x0001): we support worker names with shares (0x0002)."""
+        supported = tuple(e for e in request.requested_extensions if e in SUPPORTED_EXTENSIONS)
+        if request.requested_extensions and not supported:
+            self.sendMessage(RequestExtensionsError(request.request_id, request.requested_extensions, ()))
+            return
+        self.worker_names = EXTENSION_WORKER_HASHRATE_TRACKING in supported
+        self.sendMessage(RequestExtensionsSuccess(request.request_id, supported))
+
     def _setup_received(self, message: Message) -> None:
         if not isinstance(message, SetupConnection):
             raise ProtocolError(f"expected SetupConnection first, got {type(message).__name__}")
@@ -160,8 +174,14 @@ class MinerProtocol(FramedProtocol):
 
     def _mining_message(self, message: Message) -> None:
         mining = self.factory.mining
-        if isinstance(message, SubmitSharesStandard | SubmitSharesExtended):
+        if isinstance(message, SubmitSharesExtended):
+            # A proxy in front of many workers names each share's worker (extension 0x0002).
+            worker = message.worker_name if self.worker_names else None
+            mining.submit(self, message, worker=worker)
+        elif isinstance(message, SubmitSharesStandard):
             mining.submit(self, message)
+        elif isinstance(message, RequestExtensions):
+            self._extensions(message)
         elif isinstance(message, OpenExtendedMiningChannel):
             assert self.setup is not None
             if self.setup.flags & REQUIRES_STANDARD_JOBS:

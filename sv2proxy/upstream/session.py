@@ -43,6 +43,7 @@ from sv2proxy.codec.constants import (
     REQUIRES_FIXED_VERSION,
     REQUIRES_VERSION_ROLLING,
 )
+from sv2proxy.codec.extensions import RequestExtensions, RequestExtensionsError, RequestExtensionsSuccess
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
     CloseChannel,
@@ -63,6 +64,8 @@ from sv2proxy.codec.mining import (
     UpdateChannel,
     UpdateChannelError,
 )
+from sv2proxy.codec.tlv import EXTENSION_WORKER_HASHRATE_TRACKING, MAX_WORKER_NAME_BYTES, Tlv, worker_name_tlv
+from sv2proxy.errors import ProtocolError
 from sv2proxy.pool.jobs import PrevHash, Work
 from sv2proxy.server.mining import AcceptedShare
 
@@ -70,6 +73,7 @@ VENDOR = "sv2proxy"
 HARDWARE_VERSION = "proxy"
 #: The request id of our one OpenExtendedMiningChannel.
 OPEN_REQUEST_ID = 1
+EXTENSIONS_REQUEST_ID = 1
 #: We accept any difficulty the pool sets: the largest U256 target.
 ANY_TARGET = b"\xff" * 32
 #: Jobs remembered for the shares that may still come for them (reset by each SetNewPrevHash).
@@ -277,6 +281,8 @@ class UpstreamSession:
         self.forwarded = 0
         self.below_target = 0
         self.not_forwarded: Counter[str] = Counter()
+        #: Whether the pool takes our workers' names with the shares (extension 0x0002).
+        self.worker_names = False
         #: Shares given up on: the in-flight bound was reached before the pool answered.
         self.unanswered = 0
 
@@ -336,6 +342,8 @@ class UpstreamSession:
             return self._reconnect(message)
         if phase is Phase.SETTING_UP:
             return self._setup_answer(message)
+        if isinstance(message, RequestExtensionsSuccess | RequestExtensionsError):
+            return self._extensions_answer(message)
         if phase is Phase.OPENING:
             return self._open_answer(message)
         return self._channel_message(message)
@@ -378,8 +386,19 @@ class UpstreamSession:
                 ntime=share.ntime,
                 version=share.version,
                 extranonce=extranonce[len(prefix) :],
+                tlvs=self._worker_tlv(share.worker),
             )
         ]
+
+    def _worker_tlv(self, worker: str) -> tuple[Tlv, ...]:
+        """The local worker's name for the pool (extension 0x0002), cut to its 32 bytes."""
+        if not self.worker_names or not worker:
+            return ()
+        name = worker.encode("utf-8", "ignore")[:MAX_WORKER_NAME_BYTES].decode("utf-8", "ignore")
+        try:
+            return (worker_name_tlv(name),)
+        except ProtocolError:
+            return ()
 
     def update_channel(self, hash_rate: float) -> list[Message]:
         """UpdateChannel with the local miners' aggregate ``hash_rate`` (H/s), once open."""
@@ -403,6 +422,9 @@ class UpstreamSession:
             return self._fatal("the pool requires a fixed version, though we require version rolling")
         self.setup_flags = message.flags
         self.phase = Phase.OPENING
+        # Worker names with our shares (extension 0x0002), if the pool takes them; a pool that
+        # does not know extension negotiation ignores the request (PROTOCOL.md §3.5).
+        extensions = RequestExtensions(EXTENSIONS_REQUEST_ID, (EXTENSION_WORKER_HASHRATE_TRACKING,))
         request = OpenExtendedMiningChannel(
             request_id=OPEN_REQUEST_ID,
             user_identity=self.user_identity,
@@ -410,7 +432,16 @@ class UpstreamSession:
             max_target=ANY_TARGET,
             min_extranonce_size=self.min_extranonce_size,
         )
-        return [SendMessage(request)]
+        return [SendMessage(extensions), SendMessage(request)]
+
+    def _extensions_answer(self, message: RequestExtensionsSuccess | RequestExtensionsError) -> list[Action]:
+        if message.request_id != EXTENSIONS_REQUEST_ID:
+            return [Ignored(f"{_name(message)} for request {message.request_id}, not ours")]
+        if isinstance(message, RequestExtensionsError):
+            self.worker_names = False
+            return [Ignored(f"the pool supports none of the extensions asked for {message.unsupported_extensions}")]
+        self.worker_names = EXTENSION_WORKER_HASHRATE_TRACKING in message.supported_extensions
+        return []
 
     def _open_answer(self, message: Message) -> list[Action]:
         if isinstance(message, OpenMiningChannelError):

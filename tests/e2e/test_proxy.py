@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest_twisted
 from twisted.internet import reactor
 
-from sv2proxy.events import MiningPoolConnected
+from sv2proxy.events import MiningPoolConnected, ShareSubmitted
 from sv2proxy.link import NoiseClientFactory
 from sv2proxy.tap import Options, makeService
 from sv2proxy.testing import MiningDeviceFactory, RegtestNode, Sv1MiningDeviceFactory
@@ -84,6 +84,8 @@ async def test_v1_and_v2_miners_find_blocks_through_the_proxy_and_the_pool(tmp_p
     proxy_options, proxy = start_proxy(tmp_path, await pool_url(pool_options, pool))
     v1 = Sv1MiningDeviceFactory(reactor, "alice.v1", "x", pause=0.05, nonces_per_slice=8)
     v2 = MiningDeviceFactory(reactor, "bob.v2", pause=0.05, nonces_per_slice=8)
+    at_pool: list[ShareSubmitted] = []
+    pool.events.subscribe(ShareSubmitted, at_pool.append)
     try:
         await until(lambda: proxy.getServiceNamed("upstream").session is not None)
         port = await miners_port(proxy)
@@ -96,6 +98,8 @@ async def test_v1_and_v2_miners_find_blocks_through_the_proxy_and_the_pool(tmp_p
         # The pool sees one channel: the proxy's, under its user identity.
         (channel,) = pool.getServiceNamed("mining").manager.channels.values()
         assert channel.user_identity == "farm"
+        # ... and, through extension 0x0002, which local worker found each share.
+        assert {"alice.v1", "bob.v2"} <= {event.worker for event in at_pool if event.accepted}
         # Blocks on the chain are the pool's (its tag, its payout), and the V1 miner's are there.
         chain = set()
         for height in range(start_height + 1, node.height + 1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -389,3 +390,28 @@ def test_an_owner_calling_back_while_being_delivered_to_keeps_the_order(mining):
         "NewExtendedMiningJob",
     ]
     mining.connection_lost(owner)
+
+
+def test_a_proxy_negotiates_worker_names_and_its_shares_are_credited_to_them(mining):
+    from sv2proxy.codec import RequestExtensions, RequestExtensionsError, RequestExtensionsSuccess
+    from sv2proxy.codec.tlv import worker_name_tlv
+
+    events: list[Event] = []
+    mining.events.subscribe(ShareSubmitted, events.append)
+    protocol, transport = set_up(mining)
+    protocol.dataReceived(RequestExtensions(7, (0x0002, 0x0999)).to_frame())
+    assert sent(transport) == [RequestExtensionsSuccess(7, (0x0002,))]
+    protocol.dataReceived(OpenExtendedMiningChannel(3, "farm", 1.0, ANY, 4).to_frame())
+    success = sent(transport)[0]
+    job_id = mining.new_work(WORK)
+    mining.new_prev_hash(1, PREV)
+    sent(transport)
+    share = SubmitSharesExtended(success.channel_id, 0, job_id, 0, NOW, 0x20000000, b"\x00" * 6)
+    protocol.dataReceived(dataclasses.replace(share, tlvs=(worker_name_tlv("farm.rig42"),)).to_frame())
+    protocol.dataReceived(dataclasses.replace(share, sequence_number=1, nonce=1).to_frame())
+    assert [event.worker for event in events] == ["farm.rig42", "farm"]  # unnamed: the channel's user
+    # Asking only for what we do not know is an error, and the connection stays.
+    other, other_transport = set_up(mining)
+    other.dataReceived(RequestExtensions(1, (0x0999,)).to_frame())
+    assert sent(other_transport) == [RequestExtensionsError(1, (0x0999,), ())]
+    assert not other_transport.disconnecting

@@ -10,6 +10,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from sv2proxy.codec.common import Reconnect, SetupConnection, SetupConnectionError, SetupConnectionSuccess
+from sv2proxy.codec.extensions import RequestExtensions
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
     NewExtendedMiningJob,
@@ -93,8 +94,8 @@ def test_a_link_sets_up_opens_its_channel_and_then_gives_work_in_order():
     [setup] = link.sent()
     assert isinstance(setup, SetupConnection) and (setup.endpoint_host, setup.endpoint_port) == ("10.0.0.1", 3333)
     link.feed(SetupConnectionSuccess(2, 0))
-    [request] = link.sent()
-    assert isinstance(request, OpenExtendedMiningChannel)
+    [extensions, request] = link.sent()
+    assert isinstance(extensions, RequestExtensions) and isinstance(request, OpenExtendedMiningChannel)
     link.feed(
         OpenExtendedMiningChannelSuccess(1, 5, TARGET, 8, PREFIX, 7),
         job(1),

@@ -121,7 +121,8 @@ async def test_a_proxy_aggregates_its_miner_into_one_upstream_channel_and_fails_
         # Three local shares in four fall short of the pool's target and stay local.
         await until(lambda: upstream.session.accepted >= 2 and upstream.session.below_target > 0)
         assert len(pool_a.accepted) >= 2
-        assert {(e.worker, e.channel_id) for e in pool_a.accepted} == {("proxy.user", channel_a.channel_id)}
+        # Credited, through extension 0x0002, to the local worker that found them.
+        assert {(e.worker, e.channel_id) for e in pool_a.accepted} == {("alice.rig1", channel_a.channel_id)}
         session = upstream.session
         assert dict(session.rejected) == {}
         assert len(pool_a.mining.manager.channels) == 1  # one channel, whatever the miners
@@ -140,7 +141,7 @@ async def test_a_proxy_aggregates_its_miner_into_one_upstream_channel_and_fails_
         )
         assert len(device.extranonce_prefix) + device.extranonce_size == 12
         await until(lambda: upstream.session is not None and upstream.session.accepted >= 1)
-        assert {e.worker for e in pool_b.accepted} == {"proxy.user"}
+        assert {e.worker for e in pool_b.accepted} == {"alice.rig1"}
         assert len(pool_b.mining.manager.channels) == 1
     finally:
         if devices.device is not None and devices.device.transport is not None:

@@ -18,6 +18,7 @@ from sv2proxy.codec.common import (
     SetupConnectionSuccess,
 )
 from sv2proxy.codec.constants import REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION
+from sv2proxy.codec.extensions import RequestExtensions, RequestExtensionsError, RequestExtensionsSuccess
 from sv2proxy.codec.framing import Frame
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
@@ -150,7 +151,8 @@ def test_setup_success_opens_exactly_one_extended_channel():
     s = session()
     s.start()
     assert s.receive(SetupConnectionSuccess(2, REQUIRES_EXTENDED_CHANNELS)) == [
-        SendMessage(OpenExtendedMiningChannel(1, "proxy.worker", 1e9, ANY_TARGET, 6))
+        SendMessage(RequestExtensions(1, (0x0002,))),  # worker names, if the pool takes them
+        SendMessage(OpenExtendedMiningChannel(1, "proxy.worker", 1e9, ANY_TARGET, 6)),
     ]
     success = OpenExtendedMiningChannelSuccess(1, CHANNEL, TARGET.to_bytes(32, "little"), SIZE, PREFIX, GROUP)
     assert s.receive(success) == [ChannelOpened(CHANNEL, PREFIX, SIZE, TARGET, GROUP)]
@@ -372,6 +374,17 @@ def test_a_share_meeting_the_upstream_target_is_forwarded_without_the_upstream_p
     assert (s.forwarded, s.in_flight) == (2, 2)
 
 
+def test_worker_names_go_with_shares_only_when_the_pool_took_extension_2():
+    s = mining(1)
+    assert s.submit(share(1, full()))[0].tlvs == ()  # not negotiated (yet)
+    assert s.receive(RequestExtensionsSuccess(1, (0x0002,))) == []
+    [message] = s.submit(share(1, full(), worker="alice.rig-with-a-rather-long-name-ü"))
+    assert message.worker_name == "alice.rig-with-a-rather-long-nam"  # cut to 32 bytes
+    assert len(message.to_frame()) > len(dataclasses.replace(message, tlvs=()).to_frame())
+    assert isinstance(s.receive(RequestExtensionsError(1, (0x0002,), ()))[0], Ignored)
+    assert s.submit(share(1, full()))[0].tlvs == ()
+
+
 def test_shares_below_the_upstream_target_stay_local_unless_they_are_blocks():
     s = mining(1)
     assert s.submit(share(1, full(), HARD_HASH)) == []
@@ -546,7 +559,7 @@ def test_the_constructor_refuses_what_no_pool_could_take():
     # A hash rate that is no number is sent as 0.
     s = UpstreamSession("x", math.nan, 4)
     s.start()
-    [send] = s.receive(SetupConnectionSuccess(2, 0))
+    [_, send] = s.receive(SetupConnectionSuccess(2, 0))
     assert send.message.nominal_hash_rate == 0.0
 
 

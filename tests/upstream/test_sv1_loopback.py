@@ -208,7 +208,7 @@ async def test_a_proxy_fails_over_from_a_v1_pool_to_a_v2_pool():
             lambda: device._job is not None and device._job.coinbase_tx_prefix.endswith(channel.extranonce_prefix)
         )
         await until(lambda: upstream.session is not None and upstream.session.accepted >= 1)
-        assert {e.worker for e in v2_pool.accepted} == {"proxy.user"}
+        assert {e.worker for e in v2_pool.accepted} == {"alice.rig1"}  # named through extension 0x0002
         assert len(v1_pool.factory.built) == 1 and len(v2_pool.mining.manager.channels) == 1
     finally:
         if devices.device is not None and devices.device.transport is not None:
