@@ -384,6 +384,9 @@ class MiningService(Service):
         available = total_size - len(fixed)
         local = min(self._extranonce_size, available)
         if local != self.manager.extranonce_size:
+            # The current work's coinbase was cut for the old size: nothing may be built from it
+            # (keepalives, new channels) until the new space's work arrives.
+            self.manager.drop_work()
             self._deliver(self.manager.rebase(b"", local))
         self._fixed_extranonce = fixed + bytes(available - local)
 

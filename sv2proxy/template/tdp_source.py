@@ -234,8 +234,13 @@ class TemplateProviderSource(Service):
     def startService(self) -> None:  # noqa: N802
         super().startService()
         self.mining.block_sink = self
+        try:
+            pending = self.journal.pending() if self.journal is not None else []
+        except OSError as e:
+            log.error("cannot read the found-block journal: {error}", error=e)
+            pending = []
         if self.journal is not None:
-            for block_hash, _ in self.journal.pending():
+            for block_hash, _ in pending:
                 # A TP takes a solution only for a template of its own session: what an earlier
                 # run found and never saw confirmed can only go to a node by hand.
                 log.warn(
@@ -310,8 +315,6 @@ class TemplateProviderSource(Service):
             del self._future[stale]
         self._prev = message
         template_id = self._submitted.pop(message.prev_hash, None)
-        if template_id is not None and self.journal is not None:
-            self.journal.settle(display_hex(message.prev_hash), True)
         if template_id is not None:
             log.info(
                 "block {hash} (template {id}) is the Template Provider's new tip: accepted",
@@ -319,6 +322,13 @@ class TemplateProviderSource(Service):
                 id=template_id,
             )
         self._install(protocol, future, message, new_tip=True)
+        if template_id is not None and self.journal is not None:
+            try:
+                self.journal.settle(display_hex(message.prev_hash), True)
+            except OSError as e:
+                log.error(
+                    "cannot record block {hash} as accepted: {error}", hash=display_hex(message.prev_hash), error=e
+                )
 
     def _install(
         self, protocol: TemplateDistributionClient, message: NewTemplate, prev: SetNewPrevHash, *, new_tip: bool

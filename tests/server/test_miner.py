@@ -415,3 +415,17 @@ def test_a_proxy_negotiates_worker_names_and_its_shares_are_credited_to_them(min
     other.dataReceived(RequestExtensions(1, (0x0999,)).to_frame())
     assert sent(other_transport) == [RequestExtensionsError(1, (0x0999,), ())]
     assert not other_transport.disconnecting
+
+
+def test_a_smaller_upstream_space_drops_work_cut_for_the_old_one(mining):
+    protocol, transport = set_up(mining)
+    protocol.dataReceived(OpenExtendedMiningChannel(3, "erin", 1.0, ANY, 2).to_frame())
+    mining.new_work(WORK)
+    mining.new_prev_hash(1, PREV)
+    mining.set_extranonce_space(b"\xaa\xbb", 10)  # our 8 bytes fit: the current work stays
+    assert mining.manager.refresh_work(NOW) is not None
+    mining.set_extranonce_space(b"\xaa\xbb", 8)  # 6 left: the coinbase of the current work no longer fits
+    assert mining.manager.refresh_work(NOW) is None  # no keepalive, no catch-up job, from it
+    other, other_transport = set_up(mining)
+    other.dataReceived(OpenExtendedMiningChannel(4, "frank", 1.0, ANY, 2).to_frame())
+    assert [type(m) for m in sent(other_transport)] == [OpenExtendedMiningChannelSuccess]
