@@ -11,6 +11,8 @@ closes this connection, and only this one.
 
 from __future__ import annotations
 
+import contextlib
+
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
@@ -42,10 +44,8 @@ def send_at_once(transport: object) -> None:
     """
     set_no_delay = getattr(transport, "setTcpNoDelay", None)
     if set_no_delay is not None:
-        try:
+        with contextlib.suppress(OSError):  # the socket is already gone: nothing to tune
             set_no_delay(True)
-        except OSError:  # the socket is already gone
-            pass
 
 
 class FramedProtocol(Protocol):

@@ -12,6 +12,7 @@ to the mining service.  The service (:mod:`.service`) hears about each link's li
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -75,7 +76,7 @@ class UpstreamListener(TypingProtocol):
     def link_lost(self, protocol: UpstreamLink | None, reason: str) -> None: ...
 
 
-class UpstreamLink:
+class UpstreamLink(ABC):
     """The protocol-independent half of an upstream Protocol (mixed in before Twisted's)."""
 
     transport: Any  # Twisted's Protocol sets it; ITCPTransport, or Noise's wrapper
@@ -108,15 +109,19 @@ class UpstreamLink:
 
     # -- what the service calls ------------------------------------------------------------
 
+    @abstractmethod
     def forward_share(self, share: AcceptedShare) -> bool:
         """A locally accepted share: on to the pool if it is one for the pool.
 
         False if the link can no longer take it (it is closing): the share is lost upstream.
         """
-        raise NotImplementedError
 
     def update_channel(self, hash_rate: float) -> None:
-        """Tell the pool the aggregate hash rate of the local miners (where it can be told)."""
+        """Tell the pool the aggregate hash rate of the local miners (where it can be told).
+
+        Stratum V1 has no message for it, so by default nothing is sent; the V2 link overrides.
+        """
+        return None
 
     def close(self, reason: str, abort: bool = True) -> None:
         """Drop the link, remembering why (the listener hears it in ``link_lost``)."""

@@ -26,7 +26,7 @@ import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sv2proxy.bitcoin.target import target_from_nbits
 from sv2proxy.codec.common import (
@@ -232,7 +232,37 @@ class _InFlight:
     sent_at: float = 0.0
 
 
-class UpstreamSession:
+class ForwardedShares:
+    """What both sessions (V2 and V1 pools) count of the shares they forward to their pool."""
+
+    def __init__(self) -> None:
+        #: Shares sent and not answered yet, by sequence number / request id, oldest first.
+        self._pending: OrderedDict[int, Any] = OrderedDict()
+        #: Shares the pool accepted, and the sum of their difficulties as the pool counts them.
+        self.accepted = 0
+        self.accepted_shares_sum = 0.0
+        #: Shares the pool refused, by error code (Stratum V2 names).
+        self.rejected: Counter[str] = Counter()
+        #: Shares sent; those below the pool's target (not sent); those that could not be sent.
+        self.forwarded = 0
+        self.below_target = 0
+        self.not_forwarded: Counter[str] = Counter()
+        #: Shares given up on: the in-flight bound was reached before the pool answered.
+        self.unanswered = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Shares forwarded and not answered yet."""
+        return len(self._pending)
+
+    @property
+    def oldest_in_flight_at(self) -> float | None:
+        """When the oldest share still waiting for the pool's answer was sent (``submit``'s now)."""
+        oldest = next(iter(self._pending.values()), None)
+        return None if oldest is None else oldest.sent_at
+
+
+class UpstreamSession(ForwardedShares):
     """One upstream connection's protocol state; one session per connection.
 
     ``endpoint_host``/``endpoint_port`` are where we connect (SetupConnection names them, and
@@ -270,38 +300,16 @@ class UpstreamSession:
         self.target = 0
         self.prev: PrevHash | None = None
         self._jobs: OrderedDict[int, _Job] = OrderedDict()
-        self._pending: OrderedDict[int, _InFlight] = OrderedDict()
+        ForwardedShares.__init__(self)
         self._next_sequence = 0
-        #: Shares the pool accepted, and the sum of their difficulties as the pool counts them.
-        self.accepted = 0
-        self.accepted_shares_sum = 0
-        #: Shares the pool refused, by error code.
-        self.rejected: Counter[str] = Counter()
-        #: Shares sent; those below the pool's target (not sent); those that could not be sent.
-        self.forwarded = 0
-        self.below_target = 0
-        self.not_forwarded: Counter[str] = Counter()
         #: Whether the pool takes our workers' names with the shares (extension 0x0002).
         self.worker_names = False
-        #: Shares given up on: the in-flight bound was reached before the pool answered.
-        self.unanswered = 0
 
     # -- properties ------------------------------------------------------------------------
 
     @property
     def is_open(self) -> bool:
         return self.phase is Phase.OPEN
-
-    @property
-    def in_flight(self) -> int:
-        """Shares forwarded and not answered yet."""
-        return len(self._pending)
-
-    @property
-    def oldest_in_flight_at(self) -> float | None:
-        """When the oldest share still waiting for the pool's answer was sent (``submit``'s now)."""
-        oldest = next(iter(self._pending.values()), None)
-        return None if oldest is None else oldest.sent_at
 
     @property
     def total_extranonce_size(self) -> int:

@@ -35,7 +35,7 @@ here raises on anything a pool sends.
 from __future__ import annotations
 
 import enum
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +76,7 @@ from sv2proxy.upstream.session import (
     MAX_JOBS,
     ExtranoncePrefixChanged,
     Fatal,
+    ForwardedShares,
     Ignored,
     NewWork,
     ReconnectTo,
@@ -194,7 +195,7 @@ class _InFlight:
     sent_at: float = 0.0
 
 
-class Sv1UpstreamSession:
+class Sv1UpstreamSession(ForwardedShares):
     """One V1 upstream connection's protocol state; one session per connection.
 
     ``endpoint_host``/``endpoint_port`` are where we connect (a ``client.reconnect`` without a
@@ -237,35 +238,14 @@ class Sv1UpstreamSession:
         self._next_source_id = 1
         self._jobs: OrderedDict[int, _Job] = OrderedDict()
         self._early: tuple[Notify, int] | None = None  # the last job before we were authorized
-        self._pending: OrderedDict[int, _InFlight] = OrderedDict()
-        #: Shares the pool accepted, and the sum of their difficulties (their jobs' targets).
-        self.accepted = 0
-        self.accepted_shares_sum = 0.0
-        #: Shares the pool refused, by error (the Stratum V2 names of V1's codes).
-        self.rejected: Counter[str] = Counter()
-        #: Shares sent; those below the pool's target (not sent); those that could not be sent.
-        self.forwarded = 0
-        self.below_target = 0
-        self.not_forwarded: Counter[str] = Counter()
-        #: Shares given up on: the in-flight bound was reached before the pool answered.
-        self.unanswered = 0
+        # Counts as for a V2 pool; errors under the Stratum V2 names of V1's codes.
+        ForwardedShares.__init__(self)
 
     # -- properties ------------------------------------------------------------------------
 
     @property
     def is_open(self) -> bool:
         return self.phase is Sv1Phase.AUTHORIZED
-
-    @property
-    def in_flight(self) -> int:
-        """Shares forwarded and not answered yet."""
-        return len(self._pending)
-
-    @property
-    def oldest_in_flight_at(self) -> float | None:
-        """When the oldest share still waiting for the pool's answer was sent (``submit``'s now)."""
-        oldest = next(iter(self._pending.values()), None)
-        return None if oldest is None else oldest.sent_at
 
     @property
     def total_extranonce_size(self) -> int:
