@@ -578,6 +578,20 @@ def parse_pool_urls(value: object, ctx: _Context) -> tuple[PoolUrl, ...]:
     return tuple(parse_pool_url(item, ctx) for item in items)
 
 
+class UpstreamChannels(enum.StrEnum):
+    """How local miners map to channels on a Stratum V2 upstream pool."""
+
+    AGGREGATED = "aggregated"
+    PER_MINER = "per-miner"
+
+
+def parse_upstream_channels(value: object, ctx: _Context) -> UpstreamChannels:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return UpstreamChannels(value)
+    raise ValueError(f"expected 'aggregated' or 'per-miner', got {value!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
     """Proxy mode: who the remote pools are and who we are to them."""
@@ -589,6 +603,163 @@ class UpstreamConfig:
         "sv2proxy", parse_text, "the user identity (worker name) of our channel on the upstream pool"
     )
     password: str = setting("x", parse_text, "mining.authorize password for Stratum V1 pools", secret=True)
+    channels: UpstreamChannels = setting(
+        "aggregated",
+        parse_upstream_channels,
+        "aggregated (one upstream channel for all miners) or per-miner (one each, with the miner's username)",
+    )
+    failback_interval: float = setting(
+        60,
+        parse_non_negative_number,
+        "seconds between checks, while on a backup, that a preferred pool is back; 0: never",
+    )
+    request_extensions: bool = setting(
+        True, parse_bool, "send RequestExtensions (worker names) to Stratum V2 pools; false for pools that choke on it"
+    )
+
+
+_STORE_FORMS = "sqlite, sqlite:PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def parse_store_url(value: object, ctx: _Context) -> str:
+    """``sqlite`` (the data directory's file), ``sqlite:PATH``, or a ``postgresql://`` URL."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected {_STORE_FORMS}, got {value!r}")
+    text = value.strip()
+    if text == "sqlite":
+        return text
+    if text.startswith("sqlite:"):
+        path = text.removeprefix("sqlite:").removeprefix("//")
+        return f"sqlite:{parse_path(path, ctx)}"
+    if text.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(text)
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError(f"expected a host in the PostgreSQL URL, got {_redacted(text)!r}")
+        if not parts.path.strip("/"):
+            raise ValueError(f"expected a database name in the PostgreSQL URL, got {_redacted(text)!r}")
+        return text
+    raise ValueError(f"expected {_STORE_FORMS}, got {_redacted(text)!r}")
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where accepted shares, found blocks and upstream events are kept."""
+
+    url: str | None = setting(
+        "sqlite",
+        optional(parse_store_url),
+        f"{_STORE_FORMS}; null keeps no records (shares are acknowledged without being stored)",
+        secret=True,
+    )
+    daemon_name: str | None = setting(
+        None, optional(parse_text), "this daemon's name in a shared store (default: the host name)"
+    )
+
+
+_AUX_CHAIN_KEYS = ("name", "rpc_url", "rpc_user", "rpc_password", "payout_address", "chain_id")
+_AUX_CHAIN_REQUIRED = ("name", "rpc_url", "payout_address", "chain_id")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class AuxChainConfig:
+    """One merge-mined chain: its node's RPC, who its blocks pay, its AuxPoW chain id."""
+
+    name: str
+    rpc_url: str
+    rpc_user: str | None
+    rpc_password: str | None
+    payout_address: str
+    chain_id: int
+
+    def __repr__(self) -> str:
+        # This is what describe() logs: never the password.
+        return f"{self.name}(chain_id={self.chain_id}, {self.rpc_url}, pays {self.payout_address})"
+
+
+def parse_aux_chains(value: object, ctx: _Context) -> tuple[AuxChainConfig, ...]:
+    """A list of ``{name, rpc_url, rpc_user, rpc_password, payout_address, chain_id}``."""
+    if value is None or value is False or value == []:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of chains ({', '.join(_AUX_CHAIN_KEYS)}), got {value!r}")
+    chains: list[AuxChainConfig] = []
+    for index, item in enumerate(value):
+        label = f"chain {index}"
+        if not isinstance(item, Mapping):
+            raise ValueError(f"{label}: expected a mapping of {', '.join(_AUX_CHAIN_KEYS)}, got {item!r}")
+        if isinstance(item.get("name"), str):
+            label = f"chain {index} ({item['name']})"
+        unknown = [key for key in item if key not in _AUX_CHAIN_KEYS]
+        if unknown:
+            raise ValueError(f"{label}: unknown key {unknown[0]!r} (expected {', '.join(_AUX_CHAIN_KEYS)})")
+        missing = [key for key in _AUX_CHAIN_REQUIRED if item.get(key) in (None, "")]
+        if missing:
+            raise ValueError(f"{label}: {missing[0]} is required")
+        try:
+            name = parse_text(item["name"], ctx)
+            rpc_url = parse_url(item["rpc_url"], ctx)
+            payout = parse_text(item["payout_address"], ctx).strip()
+            user = optional(parse_text)(item.get("rpc_user"), ctx)
+            password = optional(parse_text)(item.get("rpc_password"), ctx)
+            chain_id = _number(item["chain_id"], ctx)
+            if not isinstance(chain_id, int) or not 0 <= chain_id <= 0xFFFF_FFFF:
+                raise ValueError(f"chain_id: expected an integer 0..4294967295, got {item['chain_id']!r}")
+        except ValueError as e:
+            raise ValueError(f"{label}: {e}") from None
+        if (user is None) != (password is None):
+            raise ValueError(f"{label}: give both rpc_user and rpc_password, or neither")
+        chains.append(AuxChainConfig(name, rpc_url, user, password, payout, chain_id))
+    for attribute in ("name", "chain_id"):
+        seen = [getattr(chain, attribute) for chain in chains]
+        twice = next((v for v in seen if seen.count(v) > 1), None)
+        if twice is not None:
+            # Two chains with one id would always want the same slot of the aux tree.
+            raise ValueError(f"every chain needs its own {attribute}, {twice!r} is given twice")
+    return tuple(chains)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeMiningConfig:
+    """Pool mode: secondary (AuxPoW) chains mined with the same work as Bitcoin."""
+
+    chains: tuple[AuxChainConfig, ...] = setting(
+        [],
+        parse_aux_chains,
+        "aux chains: a list of {name, rpc_url, rpc_user, rpc_password, payout_address, chain_id}; [] mines none",
+    )
+    refresh_interval: float = setting(30, parse_positive_number, "seconds between createauxblock calls to each chain")
+    poll_interval: float = setting(1, parse_positive_number, "seconds between checks of each aux chain's tip")
+    timeout: float = setting(
+        5, parse_positive_number, "seconds an aux chain has to answer before it drops out of the commitment"
+    )
+
+
+def parse_token(value: object, ctx: _Context) -> str:
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
+        raise ValueError("expected a token without spaces (e.g. the output of `openssl rand -hex 32`)")
+    return value.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """The HTTP JSON API, Prometheus /metrics and the dashboard."""
+
+    listen: ListenAddress | None = setting(
+        "127.0.0.1:8080",
+        optional(parse_listen_address),
+        "where the HTTP API, /metrics and the dashboard listen; null disables; beyond loopback needs web.token",
+    )
+    token: str | None = setting(
+        None,
+        optional(parse_token),
+        "bearer token every request must carry (Authorization: Bearer TOKEN); null: none",
+        secret=True,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -606,6 +777,9 @@ class Config:
     node: NodeConfig = section(NodeConfig)
     coinbase: CoinbaseConfig = section(CoinbaseConfig)
     upstream: UpstreamConfig = section(UpstreamConfig)
+    store: StoreConfig = section(StoreConfig)
+    merge_mining: MergeMiningConfig = section(MergeMiningConfig)
+    web: WebConfig = section(WebConfig)
 
     @property
     def pool_urls(self) -> tuple[PoolUrl, ...]:
@@ -846,7 +1020,10 @@ def load_config(file: str | None, overrides: Mapping[str, object] = _NO_OVERRIDE
     _check_mining(config.mining, values)
     _check_payout(config, values)
     _check_upstream(config, values)
-    return _check_mode(config, values)
+    config = _check_mode(config, values)
+    _check_merge_mining(config, values)
+    _check_web(config, values)
+    return config
 
 
 def _check_payout(config: Config, values: Mapping[str, _Value]) -> None:
@@ -912,10 +1089,88 @@ def _check_mode(config: Config, values: Mapping[str, _Value]) -> Config:
 
 
 def _check_upstream(config: Config, values: Mapping[str, _Value]) -> None:
-    """Backup pools back up pool_url: without it they would be the only pools, unannounced."""
+    """Backup pools back up pool_url: without it they would be the only pools, unannounced.
+
+    Per-miner channels need Stratum V2 pools: a V1 pool would need one connection per miner,
+    which pools rate-limit per address and which the miners could as well make themselves.
+    """
     if config.upstream.backup_urls and config.pool_url is None:
         where = values["upstream.backup_urls"].where
         raise ConfigError(f"{where}: backup pools need pool_url, the pool they stand in for")
+    if config.upstream.channels is UpstreamChannels.PER_MINER:
+        v1 = [url.text for url in config.pool_urls if url.protocol is PoolProtocol.V1]
+        if v1:
+            where = values["upstream.channels"].where
+            raise ConfigError(
+                f"{where}: per-miner needs Stratum V2 pools (a V1 pool has no channels to open per miner),"
+                f" but {v1[0]} is Stratum V1; use aggregated, or point those miners at the V1 pool directly"
+            )
+
+
+#: The scriptSig push of the merged-mining commitment: opcode + fabe6d6d + root + size + nonce.
+_AUX_PUSH_SIZE = 1 + 44
+#: Longest coinbase prefix a template brings (a TP's; getblocktemplate's BIP34 push is <= 5).
+_LONGEST_COINBASE_PREFIX = 8
+
+
+def _check_merge_mining(config: Config, values: Mapping[str, _Value]) -> None:
+    """Aux chains need a coinbase we build, and room for the commitment in its scriptSig."""
+    chains = config.merge_mining.chains
+    if not chains:
+        return
+    where = values["merge_mining.chains"].where
+    if config.mode is Mode.PROXY:
+        raise ConfigError(
+            f"{where}: merge mining needs pool mode: in proxy mode the remote pool builds the coinbase,"
+            " so there is nowhere to put the aux chains' commitment; remove merge_mining.chains or use mode: pool"
+        )
+    if config.node.template_provider is not None:
+        raise ConfigError(
+            f"{where}: merge mining takes templates from node.rpc_url; it is not supported with"
+            " node.template_provider yet"
+        )
+    tag = config.coinbase.pool_tag.encode()
+    if b"\xfa\xbemm" in tag:
+        raise ConfigError(
+            f"{where}: coinbase.pool_tag contains the merged-mining header bytes; aux chains would refuse"
+        )
+    tag_push = len(tag) + 1 if tag else 0
+    size = _LONGEST_COINBASE_PREFIX + tag_push + _AUX_PUSH_SIZE + 1 + config.mining.extranonce_size
+    if size > 100:
+        raise ConfigError(
+            f"{where}: the coinbase scriptSig would be {size} bytes with the {_AUX_PUSH_SIZE}-byte merged-mining"
+            f" commitment, over the 100-byte limit; shorten coinbase.pool_tag or mining.extranonce_size"
+        )
+
+
+def web_is_local(address: ListenAddress) -> bool:
+    """Whether only this host can reach ``address``: a loopback interface or a Unix socket."""
+    kind = address.endpoint.partition(":")[0]
+    if kind == "unix":
+        return True
+    if kind not in ("tcp", "tcp6", "ssl"):
+        return False  # systemd sockets and the like: where they listen is not ours to know
+    interface = _endpoint_arguments(address.endpoint)[1].get("interface")
+    if interface is None:
+        return False  # every interface
+    if interface == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
+def _check_web(config: Config, values: Mapping[str, _Value]) -> None:
+    """The API shows who mines what: beyond loopback, only to whoever has the token."""
+    listen = config.web.listen
+    if listen is None or config.web.token is not None or web_is_local(listen):
+        return
+    where = values["web.listen"].where if "web.listen" in values else "web.listen"
+    raise ConfigError(
+        f"{where}: {listen.text} is reachable from other hosts, so web.token must be set"
+        " (or listen on 127.0.0.1 behind a reverse proxy)"
+    )
 
 
 def _show(value: object) -> str:
@@ -960,6 +1215,10 @@ __all__ = [
     "PoolUrl",
     "PoolProtocol",
     "Mode",
+    "UpstreamChannels",
+    "AuxChainConfig",
+    "MergeMiningConfig",
+    "WebConfig",
     "load_config",
     "describe",
     "settings",

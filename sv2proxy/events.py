@@ -93,6 +93,21 @@ class ShareSubmitted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class BlockSubmitted(Event):
+    """The node answered the submission of a block one of our miners found.
+
+    ``block_hash`` is the display hex; ``reason`` is the node's word for a rejection.
+    """
+
+    block_hash: str
+    accepted: bool
+    reason: str = ""
+    height: int | None = None
+    reward: int | None = None  # satoshis the coinbase pays
+    worker: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MergeMiningReward(Event):
     """An auxiliary chain accepted a block we mined for it."""
 
@@ -115,6 +130,14 @@ class MiningPoolDisconnected(Event):
 
     url: str
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFailed(Event):
+    """A peer's Noise handshake failed (``reason``: ``timeout`` or what was wrong with it)."""
+
+    peer: str
+    reason: str
 
 
 E = TypeVar("E", bound=Event)
@@ -175,8 +198,10 @@ __all__ = [
     "StratumV2MessageReceived",
     "MiningJobCreated",
     "ShareSubmitted",
+    "BlockSubmitted",
     "MergeMiningReward",
     "MiningPoolConnected",
     "MiningPoolDisconnected",
+    "HandshakeFailed",
     "EventBus",
 ]

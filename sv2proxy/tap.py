@@ -19,13 +19,15 @@ from twisted.python import usage
 
 from sv2proxy.authority import load_or_create
 from sv2proxy.bitcoin.address import Network, script_for_address
-from sv2proxy.config import Config, Mode, help_text, load_config, option_name
+from sv2proxy.config import Config, Mode, UpstreamChannels, help_text, load_config, option_name
 from sv2proxy.daemon import Daemon
 from sv2proxy.errors import ConfigError
 from sv2proxy.events import EventBus
+from sv2proxy.merge_mining.coordinator import merge_mining_service
 from sv2proxy.noise.keys import AuthorityKey
 from sv2proxy.server.listener import shared_miner_service, sv1_miner_service, sv2_miner_service
 from sv2proxy.server.mining import MiningService, pool_settings, solo_payout
+from sv2proxy.store.service import StoreService, open_store
 from sv2proxy.template.found_blocks import FoundBlockJournal
 from sv2proxy.template.job_factory import JobFactory
 from sv2proxy.template.node_source import NodeJobSource
@@ -170,6 +172,9 @@ def upstream_service(
         # A V1 pool says how much room it leaves: it must hold our channel bytes and what a V1
         # miner of ours rolls (V2 miners roll what is left).
         min_v1_extranonce2_size=config.mining.channel_prefix_size + config.mining.sv1_extranonce2_size,
+        request_extensions=config.upstream.request_extensions,
+        failback_interval=config.upstream.failback_interval,
+        per_miner=config.upstream.channels is UpstreamChannels.PER_MINER,
     )
 
 
@@ -200,6 +205,12 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
         pool_settings(config.mining, solo, extranonce_size=space),
         keepalive_interval=config.mining.keepalive_interval,
     )
+    store = open_store(config.store, config.data_dir, reactor)
+    if store is not None:
+        # Added before the mining service so it stops after it: the last acknowledgements
+        # are released by the store's last commit.
+        daemon.add(StoreService(store, daemon.events), "store")
+        mining.attach_ledger(store)
     daemon.add(mining, "mining")
     if proxy:
         upstream = upstream_service(config, mining, reactor, daemon.events)
@@ -216,7 +227,12 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
         if config.node.template_provider is not None:
             daemon.add(template_provider_source(config, mining, reactor, daemon.events), "template-provider")
         else:
-            daemon.add(node_job_source(config, mining, reactor, daemon.events, ready), "node")
+            source = node_job_source(config, mining, reactor, daemon.events, ready)
+            if config.merge_mining.chains:
+                # Started before the node source, which takes its aux work as it starts.
+                source.merge_mining = merge_mining_service(config.merge_mining, reactor, daemon.events)
+                daemon.add(source.merge_mining, "merge-mining")
+            daemon.add(source, "node")
     listen = config.listen
     if listen.shared:
         assert options.authority is not None

@@ -35,3 +35,28 @@ def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         del os.environ["HOME"]
     else:
         os.environ["HOME"] = saved
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[str]:
+    """A PostgreSQL server the tests may create databases on (see sv2proxy.testing.postgresql)."""
+    from sv2proxy.testing import postgresql
+
+    try:
+        with postgresql.server() as url:
+            yield url
+    except postgresql.Unavailable as e:
+        if os.environ.get(postgresql.REQUIRE_VARIABLE):
+            pytest.fail(f"PostgreSQL is required here ({postgresql.REQUIRE_VARIABLE}) but: {e}")
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server: str, request: pytest.FixtureRequest) -> str:
+    """The URL of a fresh, empty database of its own for one test."""
+    import re
+
+    from sv2proxy.testing import postgresql
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    return postgresql.with_database(postgresql_server, name)

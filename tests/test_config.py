@@ -133,6 +133,17 @@ def test_describe(_home: Path) -> None:
         "upstream.backup_urls = []",
         "upstream.user_identity = sv2proxy",
         "upstream.password = ********",
+        "upstream.channels = aggregated",
+        "upstream.failback_interval = 60",
+        "upstream.request_extensions = True",
+        "store.url = ********",
+        "store.daemon_name = null",
+        "merge_mining.chains = []",
+        "merge_mining.refresh_interval = 30",
+        "merge_mining.poll_interval = 1",
+        "merge_mining.timeout = 5",
+        "web.listen = 127.0.0.1:8080",
+        "web.token = ********",
     ]
 
 
@@ -173,6 +184,17 @@ def test_keys_help_and_option_names() -> None:
         "upstream.backup_urls",
         "upstream.user_identity",
         "upstream.password",
+        "upstream.channels",
+        "upstream.failback_interval",
+        "upstream.request_extensions",
+        "store.url",
+        "store.daemon_name",
+        "merge_mining.chains",
+        "merge_mining.refresh_interval",
+        "merge_mining.poll_interval",
+        "merge_mining.timeout",
+        "web.listen",
+        "web.token",
     ]
     assert all(help_text(key) for key in keys())
     assert option_name("listen.sv2") == "--listen-sv2"
@@ -390,6 +412,28 @@ FILE_ERRORS = [
     ),
     (
         "conf/x.yaml",
+        "pool_url: stratum+tcp://a.example:3333\nupstream:\n  channels: per-miner\n",
+        "conf/x.yaml: upstream.channels: per-miner needs Stratum V2 pools (a V1 pool has no channels to open"
+        " per miner), but stratum+tcp://a.example:3333 is Stratum V1; use aggregated, or point those miners"
+        " at the V1 pool directly",
+    ),
+    (
+        "conf/x.yaml",
+        "upstream:\n  channels: one-each\n",
+        "conf/x.yaml: upstream.channels: expected 'aggregated' or 'per-miner', got 'one-each'",
+    ),
+    (
+        "conf/x.yaml",
+        "upstream:\n  failback_interval: -1\n",
+        "conf/x.yaml: upstream.failback_interval: expected a number >= 0, got -1",
+    ),
+    (
+        "conf/x.yaml",
+        "upstream:\n  request_extensions: maybe\n",
+        "conf/x.yaml: upstream.request_extensions: expected true or false, got 'maybe'",
+    ),
+    (
+        "conf/x.yaml",
         "listen:\n  sv2: '3333'\n",
         "conf/x.yaml: listen.sv2: expected HOST:PORT, got '3333'",
     ),
@@ -412,7 +456,8 @@ FILE_ERRORS = [
         "conf/x.yaml",
         "colour: blue\n",
         "conf/x.yaml: colour: unknown key"
-        " (expected one of: mode, data_dir, pool_url, listen, noise, mining, node, coinbase, upstream)",
+        " (expected one of: mode, data_dir, pool_url, listen, noise, mining, node, coinbase, upstream, store,"
+        " merge_mining, web)",
     ),
     (
         "conf/x.yaml",

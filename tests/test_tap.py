@@ -92,7 +92,7 @@ def test_make_service(tmp_path: Path) -> None:
     assert service.config == options.loaded
     assert service.reactor is reactor
     assert service.authority == options.authority
-    assert [child.name for child in service] == ["mining", "regtest-node", "node", "sv2-miners"]
+    assert [child.name for child in service] == ["store", "mining", "regtest-node", "node", "sv2-miners"]
     assert not service.running
     assert sorted((tmp_path / "data").iterdir()) == before  # makeService does no I/O
 
@@ -134,7 +134,8 @@ def test_no_sv2_listener_needs_no_key(tmp_path: Path) -> None:
     options = parse("--config", _write(tmp_path, f"data_dir: {tmp_path / 'data'}\nlisten:\n  sv2: null\n"))
     assert options.authority is None
     assert not (tmp_path / "data").exists()
-    assert [child.name for child in makeService(options, MemoryReactor())] == ["mining", "regtest-node", "node"]
+    children = [child.name for child in makeService(options, MemoryReactor())]
+    assert children == ["store", "mining", "regtest-node", "node"]
 
 
 def _write(tmp_path: Path, text: str) -> str:

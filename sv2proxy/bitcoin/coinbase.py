@@ -4,6 +4,7 @@ Layout (PROTOCOL.md §6 "SRI coinbase layout", "coinbase"; §7 "NewTemplate fiel
 
     scriptSig = height push (BIP34) or the TP's coinbase_prefix
               ‖ push(pool_tag)                    (omitted when the tag is empty)
+              ‖ push(merged-mining commitment)    (merge mining only: fabe6d6d ‖ root ‖ size ‖ nonce)
               ‖ OP_PUSHBYTES_N ‖ N-byte extranonce
     outputs   = payouts (ours, in order) ‖ extra outputs (the witness commitment / the TP's outputs)
     witness   = one 32-byte zero item (the BIP141 witness reserved value), when the block commits
@@ -167,6 +168,7 @@ def build_coinbase(
     sequence: int = SEQUENCE_FINAL,
     lock_time: int = 0,
     witness: bool = False,
+    aux_push: bytes = b"",
 ) -> CoinbaseTemplate:
     """A :class:`CoinbaseTemplate` in the layout the module docstring gives.
 
@@ -175,6 +177,8 @@ def build_coinbase(
     are ``(script_pubkey, value)`` pairs and come first, then ``extra_outputs`` (parse a TP's
     ``coinbase_tx_outputs`` with :func:`parse_outputs`).  ``witness`` adds the 32-byte zero
     witness reserved value, required whenever an output carries a witness commitment.
+    ``aux_push`` is a whole data push (opcode included) placed after the pool tag: the
+    merged-mining commitment, which aux chains look for in the scriptSig.
     """
     if (height is None) == (coinbase_prefix is None):
         raise ValueError("give exactly one of height and coinbase_prefix")
@@ -188,17 +192,18 @@ def build_coinbase(
     if not 1 <= extranonce_size <= MAX_DIRECT_PUSH_SIZE:
         raise ValueError(f"the extranonce is 1..{MAX_DIRECT_PUSH_SIZE} bytes (one direct push), got {extranonce_size}")
     tag_push = push_data(pool_tag) if pool_tag else b""
-    script_sig_size = len(head) + len(tag_push) + 1 + extranonce_size
+    script_sig_size = len(head) + len(tag_push) + len(aux_push) + 1 + extranonce_size
     if script_sig_size > MAX_COINBASE_SCRIPT_SIG_SIZE:
+        aux = f" + {len(aux_push)}-byte merged-mining commitment push" if aux_push else ""
         raise ValueError(
             f"coinbase scriptSig would be {script_sig_size} bytes, over the {MAX_COINBASE_SCRIPT_SIG_SIZE}-byte limit: "
-            f"{len(head)}-byte height prefix + {len(tag_push)}-byte pool tag push ({len(pool_tag)}-byte tag) "
+            f"{len(head)}-byte height prefix + {len(tag_push)}-byte pool tag push ({len(pool_tag)}-byte tag){aux} "
             f"+ {1 + extranonce_size}-byte extranonce push ({extranonce_size}-byte extranonce)"
         )
     outputs = tuple(TxOut(value, script) for script, value in payouts) + tuple(extra_outputs)
     return CoinbaseTemplate(
         version=version,
-        script_sig_prefix=head + tag_push + bytes((extranonce_size,)),
+        script_sig_prefix=head + tag_push + aux_push + bytes((extranonce_size,)),
         extranonce_size=extranonce_size,
         sequence=sequence,
         outputs=outputs,

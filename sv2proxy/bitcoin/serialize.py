@@ -227,6 +227,14 @@ class Transaction:
         reader.expect_end("transaction")
         return tx
 
+    @classmethod
+    def parse_prefix(cls, data: bytes, offset: int = 0, *, allow_witness: bool = True) -> tuple[Transaction, int]:
+        """The transaction starting at ``offset`` and the offset just past it (more may follow,
+        as in an AuxPoW proof, where the parent coinbase comes first)."""
+        reader = _Reader(data, offset)
+        tx = _read_transaction(reader, allow_witness)
+        return tx, reader.offset
+
 
 def _read_transaction(reader: _Reader, allow_witness: bool) -> Transaction:
     """Core's UnserializeTransaction, step for step, so both read the same bytes the same way."""

@@ -30,6 +30,7 @@ from sv2proxy.codec.framing import (
     parse_header,
 )
 from sv2proxy.errors import ProtocolError
+from sv2proxy.events import EventBus, HandshakeFailed
 from sv2proxy.link.framed import peer_text, send_at_once
 from sv2proxy.noise.certificate import SignatureNoiseMessage
 from sv2proxy.noise.handshake import ACT1_SIZE, ACT2_SIZE, Initiator, Responder
@@ -188,6 +189,7 @@ class NoiseProtocol(ProtocolWrapper):
             else:
                 session = handshake.read_act2(act, int(self.factory.clock.seconds()))
         except ProtocolError as e:
+            self._publish_failure(str(e))
             self._fail("Noise handshake failed", e)
             return
         self._cancel_deadline()
@@ -218,12 +220,19 @@ class NoiseProtocol(ProtocolWrapper):
             peer=peer_text(self.transport),
             timeout=self.factory.handshake_timeout,
         )
+        self._publish_failure("timeout")
         self.transport.abortConnection()
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         self._deadline = None
+
+    def _publish_failure(self, reason: str) -> None:
+        # For /metrics: a burst of these is a misconfigured miner or someone probing the port.
+        events = self.factory.events
+        if events is not None:
+            events.publish(HandshakeFailed(peer_text(self.transport), reason))
 
     def _fail(self, what: str, error: ProtocolError) -> None:
         log.warn("{what} with {peer}: {error}", what=what, peer=peer_text(self.transport), error=str(error))
@@ -240,12 +249,15 @@ class _NoiseFactory(WrappingFactory):
         wrapped_factory: Factory,
         clock: IReactorTime,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        events: EventBus | None = None,
     ) -> None:
         if handshake_timeout <= 0:
             raise ValueError(f"handshake timeout must be positive, got {handshake_timeout}")
         super().__init__(wrapped_factory)
         self.clock = clock
         self.handshake_timeout = handshake_timeout
+        #: Where failed handshakes are published (HandshakeFailed), if anywhere.
+        self.events = events
 
     def new_handshake(self) -> Initiator | Responder:
         raise TypeError(f"{type(self).__name__} must say which side of the handshake it plays")
@@ -260,8 +272,9 @@ class NoiseServerFactory(_NoiseFactory):
         credentials: ServerCredentials,
         clock: IReactorTime,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        events: EventBus | None = None,
     ) -> None:
-        super().__init__(wrapped_factory, clock, handshake_timeout)
+        super().__init__(wrapped_factory, clock, handshake_timeout, events)
         self.credentials = credentials
 
     def new_handshake(self) -> Responder:

@@ -18,6 +18,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol as TypingProtocol
 
 from sv2proxy.bitcoin.target import target_to_difficulty, target_to_u256, u256_to_target
 from sv2proxy.codec.constants import (
@@ -60,6 +61,14 @@ ERROR_EXTRANONCE_SPACE_CHANGED = "extranonce-space-changed"
 Outgoing = tuple[Owner, Message]
 #: Builds the variant of a unit of work whose coinbase pays ``payout`` in full (solo pools).
 WorkVariant = Callable[[bytes], Work]
+
+
+class ChannelWatcher(TypingProtocol):
+    """Who must hear of every channel opened and closed (per-miner proxy mode's upstream)."""
+
+    def miner_channel_opened(self, channel: Channel) -> None: ...
+
+    def miner_channel_closed(self, channel_id: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +117,10 @@ class ChannelManager:
         self._jobs_by_source: dict[int, tuple[int, Work, WorkVariant | None]] = {}
         self._current: _Current | None = None
         self._prev: PrevHash | None = None
+        # Channels whose work is their own (per-miner proxy mode): source id -> job id of the
+        # future work waiting for that channel's prev hash.
+        self._channel_work: dict[int, dict[int, int]] = {}
+        self.watcher: ChannelWatcher | None = None
 
     # -- channels ---------------------------------------------------------------------------
 
@@ -241,6 +254,8 @@ class ChannelManager:
         self._accounting[channel_id] = ShareAccounting(
             channel_id, self.settings.share_batch_size, self.settings.share_batch_window, now
         )
+        if self.watcher is not None:
+            self.watcher.miner_channel_opened(channel)
         target = target_to_u256(channel.target)
         success: Message
         if standard:
@@ -277,6 +292,9 @@ class ChannelManager:
             if not any(self.channels[cid].group_channel_id for cid in owned or ()):
                 self._groups.pop(owner, None)
         del self._vardiff[channel_id], self._accounting[channel_id]
+        self._channel_work.pop(channel_id, None)
+        if self.watcher is not None:
+            self.watcher.miner_channel_closed(channel_id)
 
     def close_group(self, owner: Owner, group_channel_id: int) -> list[int]:
         """CloseChannel on a group id closes every member channel (SPEC 05 §5.3.9); their ids."""
@@ -437,11 +455,12 @@ class ChannelManager:
 
         Miners that see no new job for a couple of minutes assume the pool is gone and
         reconnect; on a quiet chain with an unchanged mempool that is exactly what happens
-        unless the pool sends fresh work (FIELD-NOTES.md).
+        unless the pool sends fresh work (FIELD-NOTES.md).  Channels with work of their own
+        (per-miner proxy mode) each get theirs again.
         """
         current = self._current
         if current is None or current.prev is None:
-            return None
+            return self._refresh_own_works(now)
         ntime = max(int(now), current.prev.min_ntime)
         variant = current.variant
         fresh_variant: WorkVariant | None = None
@@ -460,6 +479,8 @@ class ChannelManager:
         judged by what the miner was told).
         """
         channel = self._owned(owner, channel_id)
+        if channel is not None and channel_id in self._channel_work:
+            return self._refresh_own_work(owner, channel, now)
         current = self._current
         if channel is None or current is None or current.prev is None or channel.jobs.active is None:
             return []
@@ -479,6 +500,7 @@ class ChannelManager:
         self._current = None
         self._prev = None
         self._jobs_by_source = {}
+        self._channel_work.clear()
         for channel in self.channels.values():
             channel.jobs.retire_all()
             channel.seen.clear()
@@ -501,6 +523,70 @@ class ChannelManager:
             out += self._jobs_for(owner, missing, job_id, work, variant, variants, grouped=False)
             out += self._activate(owner, channels, job_id, prev)
         return out
+
+    # -- work of one channel (per-miner proxy mode: each miner's comes from its own upstream) --
+
+    def new_channel_work(self, channel_id: int, work: Work) -> tuple[int, list[Outgoing]]:
+        """Give ``work`` to channel ``channel_id`` alone; its job id and the job message.
+
+        Future work waits for :meth:`new_channel_prev_hash`; other work needs the channel's
+        prev hash.  MiningJobError for an unknown channel or work it cannot take.
+        """
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            raise MiningJobError(f"no channel {channel_id} for its own work")
+        job_id = self._next_job_id
+        self._next_job_id += 1
+        job = channel.add_job(job_id, work)
+        pending = self._channel_work.setdefault(channel_id, {})
+        if work.future:
+            pending[work.source_id] = job_id
+            while len(pending) > MAX_PENDING_FUTURE_WORK:
+                del pending[next(iter(pending))]
+        # To the channel itself, never to its group: the other members' work is their own.
+        return job_id, [(self._owners[channel_id], channel.job_message(job))]
+
+    def new_channel_prev_hash(self, channel_id: int, source_id: int, prev: PrevHash) -> list[Outgoing]:
+        """A new chain tip activating channel ``channel_id``'s future work ``source_id``."""
+        channel = self.channels.get(channel_id)
+        job_id = self._channel_work.get(channel_id, {}).get(source_id)
+        if channel is None or job_id is None or not channel.jobs.has_future(job_id):
+            raise MiningJobError(f"no future work {source_id} to activate on channel {channel_id}")
+        self._channel_work[channel_id] = {}
+        job = channel.activate(job_id, prev)
+        return [(self._owners[channel_id], channel.prev_hash_message(job))]
+
+    def drop_channel_work(self, channel_id: int) -> None:
+        """Channel ``channel_id``'s own work is gone: its jobs are stale (shares answered so)."""
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return
+        self._channel_work[channel_id] = {}
+        channel.jobs.retire_all()
+        channel.seen.clear()
+
+    def _refresh_own_work(self, owner: Owner, channel: Channel, now: float) -> list[Outgoing]:
+        active = channel.jobs.active
+        if active is None or active.prev is None:
+            return []
+        job_id = self._next_job_id
+        self._next_job_id += 1
+        ntime = max(int(now), active.prev.min_ntime)
+        job = channel.add_job(job_id, dataclasses.replace(active.work, future=False, min_ntime=ntime))
+        return [(owner, channel.job_message(job))]
+
+    def _refresh_own_works(self, now: float) -> tuple[int, list[Outgoing]] | None:
+        """Keepalives for the channels with work of their own; the last job id, if any."""
+        out: list[Outgoing] = []
+        for channel_id in self._channel_work:
+            out += self._refresh_own_work(self._owners[channel_id], self.channels[channel_id], now)
+        # Each refreshed channel took the next job id: the last one is the newest.
+        return (self._next_job_id - 1, out) if out else None
+
+    def hash_rate_of(self, channel_id: int) -> float:
+        """H/s one channel does, as its shares say (0 for an unknown channel)."""
+        vardiff = self._vardiff.get(channel_id)
+        return vardiff.estimated_hash_rate if vardiff is not None else 0.0
 
     def _owned_channels(self) -> Iterator[tuple[Owner, list[Channel]]]:
         for owner, channel_ids in self._by_owner.items():

@@ -99,7 +99,7 @@ def _sv2_factory(
 ) -> NoiseServerFactory:
     credentials = ServerCredentials(authority, reactor, config.noise.certificate_validity)
     miners = MinerFactory(mining, config.mining.max_messages_per_second)
-    return NoiseServerFactory(miners, credentials, reactor, config.noise.handshake_timeout)
+    return NoiseServerFactory(miners, credentials, reactor, config.noise.handshake_timeout, events=mining.events)
 
 
 def _sv1_factory(config: Config, mining: MiningService) -> Sv1MinerFactory:

@@ -25,17 +25,20 @@ from sv2proxy.bitcoin.hashing import display_hex
 from sv2proxy.bitcoin.target import target_to_difficulty
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
+    CloseChannel,
     OpenExtendedMiningChannel,
     OpenStandardMiningChannel,
     SubmitSharesExtended,
     SubmitSharesStandard,
+    SubmitSharesSuccess,
     UpdateChannel,
 )
 from sv2proxy.config import MiningConfig
 from sv2proxy.events import BlockMined, EventBus, MiningDifficultyChanged, MiningJobCreated, ShareSubmitted
+from sv2proxy.pool.channel import Channel
 from sv2proxy.pool.extranonce import ExtranonceLayout
-from sv2proxy.pool.jobs import PrevHash, Work
-from sv2proxy.pool.manager import ChannelManager, Outgoing, PoolSettings, WorkVariant
+from sv2proxy.pool.jobs import ChannelJob, PrevHash, Work
+from sv2proxy.pool.manager import ChannelManager, ChannelWatcher, Outgoing, PoolSettings, WorkVariant
 from sv2proxy.pool.validation import ShareResult
 from sv2proxy.pool.vardiff import VardiffConfig
 
@@ -120,6 +123,29 @@ class BlockSink(TypingProtocol):
     def block_found(self, block: FoundBlock) -> None: ...
 
 
+class ShareLedger(TypingProtocol):
+    """Where accepted shares become durable (an :class:`~sv2proxy.store.IShareStore`)."""
+
+    durable: int
+    last_ticket: int
+
+    def record_share(
+        self, worker: str, channel_id: int, job_id: int, difficulty: float, at: float, is_block: bool
+    ) -> int: ...
+
+    def count_rejected(self, worker: str, reason: str) -> None: ...
+
+    def add_durable_listener(self, listener: Callable[[int], object]) -> None: ...
+
+
+class AuxSink(TypingProtocol):
+    """Who turns accepted shares into aux chain blocks (merge mining, pool mode)."""
+
+    def aux_share(
+        self, job: ChannelJob, share: SubmitSharesStandard | SubmitSharesExtended, share_hash: bytes
+    ) -> None: ...
+
+
 class MessageSink(TypingProtocol):
     """What a channel owner must offer: somewhere to send messages."""
 
@@ -147,6 +173,10 @@ class MiningService(Service):
         self.keepalive_interval = keepalive_interval
         self.block_sink: BlockSink | None = None
         self.share_sink: ShareSink | None = None
+        self.aux_sink: AuxSink | None = None
+        self.ledger: ShareLedger | None = None
+        # Acknowledgements waiting for the ledger: (ticket, message to deliver or callback).
+        self._held: deque[tuple[int, Outgoing | Callable[[], object]]] = deque()
         self._last_work_at = 0.0
         self._unsubscribe: Callable[[], None] = lambda: None
         # Everything goes out through one FIFO, so a later message never overtakes an earlier one.
@@ -155,6 +185,9 @@ class MiningService(Service):
         self._flushing = False
         self._ticker = LoopingCall(self._tick)
         self._ticker.clock = clock
+        #: Called with the seconds from a new tip to the last of its jobs handed to the connections.
+        self.tip_observers: list[Callable[[float], object]] = []
+        self._tip_at: float | None = None
 
     def startService(self) -> None:  # noqa: N802
         super().startService()
@@ -168,8 +201,9 @@ class MiningService(Service):
         if self._ticker.running:
             self._ticker.stop()
         self._unsubscribe()
-        # Acknowledge what miners are owed before the connections go: everything queued leaves now.
-        self._outbox.extend(self._flush_all())
+        # Acknowledge what miners are owed before the connections go: everything queued leaves now
+        # (what is not durable yet leaves when the store's last commit lands).
+        self._deliver(self._flush_all())
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
         self._flush_call = None
@@ -245,14 +279,23 @@ class MiningService(Service):
 
         ``worker`` names who found it when several workers share a channel (Stratum V1).
         """
-        out, result = self.manager.submit(owner, share, self.clock.seconds())
-        self._deliver(out)
+        now = self.clock.seconds()
+        out, result = self.manager.submit(owner, share, now)
         if result is None:
+            self._deliver(out)
             return None
         channel = self.manager.channels[share.channel_id]
         worker = worker or channel.user_identity
         job = result.job
         difficulty = target_to_difficulty(job.target) if job is not None else 0.0
+        ledger = self.ledger
+        if ledger is not None:
+            # Before the Success that may be in ``out``: it is held until this share is durable.
+            if result.accepted:
+                ledger.record_share(worker, share.channel_id, share.job_id, difficulty, now, result.is_block)
+            else:
+                ledger.count_rejected(worker, result.error_code or "rejected")
+        self._deliver(out)
         self.events.publish(
             ShareSubmitted(
                 channel_id=share.channel_id,
@@ -282,6 +325,11 @@ class MiningService(Service):
                 self.share_sink.share_accepted(accepted)
             except Exception:
                 log.failure("the share sink failed on a share of channel {channel_id}", channel_id=share.channel_id)
+        if result.accepted and job is not None and self.aux_sink is not None:
+            try:
+                self.aux_sink.aux_share(job, share, result.hash)
+            except Exception:
+                log.failure("merge mining failed on a share of channel {channel_id}", channel_id=share.channel_id)
         if result.is_block and job is not None:
             self._block_found(worker, share, job.extranonce_prefix, result.hash, job.work.source_id, job.work.payout)
         return result
@@ -351,6 +399,7 @@ class MiningService(Service):
 
     def new_tip(self, work: Work, prev: PrevHash, variant: WorkVariant | None = None) -> int:
         """A new chain tip: each channel gets its job and SetNewPrevHash together."""
+        self._tip_at = self.clock.seconds()
         work = self._with_fixed_extranonce(work)
         job_id, out = self.manager.new_tip(work, prev, variant)
         self._last_work_at = self.clock.seconds()
@@ -367,6 +416,7 @@ class MiningService(Service):
 
     def new_prev_hash(self, source_id: int, prev: PrevHash) -> None:
         """A new chain tip activating the future work ``source_id``."""
+        self._tip_at = self.clock.seconds()
         self._deliver(self.manager.new_prev_hash(source_id, prev))
         self._last_work_at = self.clock.seconds()
 
@@ -404,6 +454,47 @@ class MiningService(Service):
         """H/s all channels together do, as their shares say."""
         return self.manager.total_hash_rate()
 
+    # -- per-miner proxy mode: each channel's work is its own ------------------------------
+
+    def watch_channels(self, watcher: ChannelWatcher | None) -> None:
+        """Tell ``watcher`` of every channel opened and closed from now on (None: stop)."""
+        self.manager.watcher = watcher
+
+    def miner_channels(self) -> list[Channel]:
+        """Every open channel."""
+        return list(self.manager.channels.values())
+
+    def new_channel_work(self, channel_id: int, work: Work) -> int:
+        """Send ``work`` to channel ``channel_id`` alone; its job id (MiningJobError if it cannot)."""
+        job_id, out = self.manager.new_channel_work(channel_id, work)
+        self._last_work_at = self.clock.seconds()
+        self._deliver(out)
+        self.events.publish(
+            MiningJobCreated(job_id=job_id, channel_ids=(channel_id,), template_id=work.source_id, future=work.future)
+        )
+        return job_id
+
+    def new_channel_prev_hash(self, channel_id: int, source_id: int, prev: PrevHash) -> None:
+        """A new chain tip activating channel ``channel_id``'s future work ``source_id``."""
+        self._deliver(self.manager.new_channel_prev_hash(channel_id, source_id, prev))
+        self._last_work_at = self.clock.seconds()
+
+    def drop_channel_work(self, channel_id: int) -> None:
+        """Channel ``channel_id`` lost its own work: its jobs are stale now."""
+        self.manager.drop_channel_work(channel_id)
+
+    def close_miner_channel(self, channel_id: int, reason: str) -> None:
+        """Close a channel that can no longer mine (its upstream channel is gone), telling its miner."""
+        owner = self.manager.owner_of(channel_id)
+        if owner is None:
+            return
+        self.manager.close(channel_id)
+        self._deliver([(owner, CloseChannel(channel_id, reason))])
+
+    def channel_hash_rate(self, channel_id: int) -> float:
+        """H/s one channel does, as its shares say."""
+        return self.manager.hash_rate_of(channel_id)
+
     # -- internals ------------------------------------------------------------------------
 
     def _tick(self) -> None:
@@ -419,7 +510,48 @@ class MiningService(Service):
     def _flush_all(self) -> list[Outgoing]:
         return self.manager.flush_all(self.clock.seconds())
 
-    def _deliver(self, out: Iterable[Outgoing]) -> None:
+    def attach_ledger(self, ledger: ShareLedger) -> None:
+        """Acknowledge accepted shares only once ``ledger`` has made them durable."""
+        self.ledger = ledger
+        ledger.add_durable_listener(self._durable)
+
+    def when_durable(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` once every share accepted so far is durable (at once if it is)."""
+        ledger = self.ledger
+        if ledger is None or ledger.durable >= ledger.last_ticket:
+            callback()
+        else:
+            self._held.append((ledger.last_ticket, callback))
+
+    def _durable(self, ticket: int) -> None:
+        held = self._held
+        release: list[Outgoing] = []
+        while held and held[0][0] <= ticket:
+            item = held.popleft()[1]
+            if isinstance(item, tuple):
+                release.append(item)
+            else:
+                try:
+                    item()
+                except Exception:
+                    log.failure("acknowledging a durable share failed")
+        if release:
+            self._deliver(release, hold=False)
+
+    def _hold_acknowledgements(self, out: Iterable[Outgoing], ticket: int) -> list[Outgoing]:
+        """``out`` less its SubmitShares.Success messages, which wait for ``ticket`` to be durable."""
+        passed = []
+        for item in out:
+            if isinstance(item[1], SubmitSharesSuccess):
+                self._held.append((ticket, item))
+            else:
+                passed.append(item)
+        return passed
+
+    def _deliver(self, out: Iterable[Outgoing], hold: bool = True) -> None:
+        ledger = self.ledger
+        if hold and ledger is not None and ledger.durable < ledger.last_ticket:
+            out = self._hold_acknowledgements(out, ledger.last_ticket)
         self._outbox.extend(out)
         if self._flush_call is None and not self._flushing:
             self._flush()
@@ -444,3 +576,7 @@ class MiningService(Service):
             self._flushing = False
         if outbox and schedule and self._flush_call is None:
             self._flush_call = self.clock.callLater(0, self._flush)
+        elif not outbox and self._tip_at is not None:
+            latency, self._tip_at = self.clock.seconds() - self._tip_at, None
+            for observer in self.tip_observers:
+                observer(latency)

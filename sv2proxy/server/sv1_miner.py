@@ -18,6 +18,7 @@ job was sent with.
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -354,7 +355,8 @@ class Sv1MinerProtocol(Protocol):
         if answer is None:
             self._write(error(request_id, ERROR_UNAUTHORIZED, "unauthorized worker"))
         elif answer.accepted:
-            self._write(result(request_id, True))
+            # Acknowledged once the share is durable in the store (at once without one).
+            self.mining.when_durable(partial(self._write, result(request_id, True)))
         else:
             code, text = _SHARE_ERRORS.get(answer.error_code or "", (ERROR_OTHER, answer.error_code or "rejected"))
             self._write(error(request_id, code, text))

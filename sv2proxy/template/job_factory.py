@@ -135,14 +135,21 @@ class JobFactory:
         )
 
     def work_for(
-        self, template: BlockTemplate, *, future: bool, source_id: int, payout_script: bytes | None = None
+        self,
+        template: BlockTemplate,
+        *,
+        future: bool,
+        source_id: int,
+        payout_script: bytes | None = None,
+        aux_push: bytes = b"",
     ) -> tuple[Work, BlockAssembler]:
         """The work for ``template`` and the assembler for its blocks.
 
         ``future`` work waits for :meth:`prev_hash_for`'s PrevHash; other work starts at the
         template's ntime on the current tip.  ``payout_script`` overrides the configured payout
         with one script that takes the whole reward (solo mining to a miner's own address,
-        resolved by the caller).
+        resolved by the caller).  ``aux_push`` is the merged-mining commitment's data push, put
+        in the scriptSig after the pool tag (merge mining; see :mod:`sv2proxy.merge_mining`).
         """
         if payout_script is not None:
             if not isinstance(payout_script, bytes) or not payout_script:
@@ -161,6 +168,7 @@ class JobFactory:
             lock_time=template.coinbase_lock_time,
             # BIP141: a block with a witness commitment needs the reserved value in the coinbase.
             witness=template.witness_commitment_script is not None,
+            aux_push=aux_push,
         )
         work = Work(
             source_id=source_id,

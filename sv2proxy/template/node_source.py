@@ -30,8 +30,11 @@ from twisted.python.failure import Failure
 from twisted.web.client import HTTPConnectionPool
 
 from sv2proxy.bitcoin.hashing import display_hex
+from sv2proxy.bitcoin.script import bip34_height_from_script_sig
 from sv2proxy.errors import MiningJobError
-from sv2proxy.events import BlockTemplateUpdated, EventBus
+from sv2proxy.events import BlockSubmitted, BlockTemplateUpdated, EventBus
+from sv2proxy.merge_mining.coordinator import MergeMiningCoordinator
+from sv2proxy.merge_mining.work import AuxWork
 from sv2proxy.pool.jobs import Work
 from sv2proxy.server.mining import FoundBlock, MiningService
 from sv2proxy.template.block_template import BlockTemplate
@@ -64,6 +67,7 @@ class NodeJobSource(Service):
         tip_poll_interval: float = 1.0,
         ready: Callable[[], Deferred[tuple[str, Path]]] | None = None,
         http_pool: HTTPConnectionPool | None = None,
+        merge_mining: MergeMiningCoordinator | None = None,
     ) -> None:
         self.rpc = rpc
         self.factory = factory
@@ -75,6 +79,9 @@ class NodeJobSource(Service):
         # For a node started by the daemon itself (the demo): where its RPC is, once it runs.
         self._ready = ready
         self._http_pool = http_pool
+        # Merge mining: the aux commitment every coinbase carries, and shares that meet aux targets.
+        self.merge_mining = merge_mining
+        self._aux_unsubscribe: Callable[[], None] = lambda: None
         self._tasks: set[Deferred[None]] = set()
         self.template: BlockTemplate | None = None
         self._source_ids = itertools.count(1)
@@ -91,6 +98,9 @@ class NodeJobSource(Service):
     def startService(self) -> None:  # noqa: N802
         super().startService()
         self.mining.block_sink = self
+        if self.merge_mining is not None:
+            self.mining.aux_sink = self.merge_mining
+            self._aux_unsubscribe = self.merge_mining.on_work_changed(self._aux_work_changed)
         self.journal.prepare()
         self._loop = ensureDeferred(self._template_loop())
         self._loop.addErrback(self._loop_ended)
@@ -105,6 +115,7 @@ class NodeJobSource(Service):
 
     def stopService(self) -> Deferred[None] | None:  # noqa: N802
         super().stopService()
+        self._aux_unsubscribe()
         if self._tip_poll.running:
             self._tip_poll.stop()
         if self._fetching is not None:
@@ -190,7 +201,20 @@ class NodeJobSource(Service):
     def _install(self, template: BlockTemplate) -> None:
         source_id = next(self._source_ids)
         new_tip = self.template is None or template.prev_hash != self.template.prev_hash
-        work, assembler = self.factory.work_for(template, future=new_tip, source_id=source_id)
+        aux = self.merge_mining.work if self.merge_mining is not None else None
+        try:
+            work, assembler = self.factory.work_for(
+                template, future=new_tip, source_id=source_id, aux_push=aux.script_push if aux else b""
+            )
+        except ValueError as e:
+            if aux is None:
+                raise
+            # Bitcoin work never depends on the aux chains: without the commitment, then.
+            log.error("no room for the merged-mining commitment ({error}); this job mines Bitcoin only", error=e)
+            aux = None
+            work, assembler = self.factory.work_for(template, future=new_tip, source_id=source_id)
+        if self.merge_mining is not None:
+            self.merge_mining.work_built(source_id, aux)
         self._assemblers[(source_id, None)] = assembler
         while self._assemblers and next(iter(self._assemblers))[0] <= source_id - KEPT_TEMPLATES:
             self._assemblers.popitem(last=False)
@@ -199,7 +223,11 @@ class NodeJobSource(Service):
         def variant(payout: bytes) -> Work:
             # A solo channel's coinbase pays its own script: same template, its own assembler.
             solo, solo_assembler = self.factory.work_for(
-                template, future=new_tip, source_id=source_id, payout_script=payout
+                template,
+                future=new_tip,
+                source_id=source_id,
+                payout_script=payout,
+                aux_push=aux.script_push if aux else b"",
             )
             self._assemblers[(source_id, payout)] = solo_assembler
             return dataclasses.replace(solo, payout=payout)
@@ -216,6 +244,11 @@ class NodeJobSource(Service):
         else:
             self.mining.new_work(work, variant)
         self.events.publish(BlockTemplateUpdated(template, template_id=source_id, clean=new_tip))
+
+    def _aux_work_changed(self, work: AuxWork | None) -> None:
+        """New aux work (a chain's tip moved, or a chain came or went): jobs with its commitment."""
+        if self.running and self.template is not None:
+            self._install(self.template)
 
     async def _check_tip(self) -> None:
         try:
@@ -263,10 +296,17 @@ class NodeJobSource(Service):
             self.journal.save(block_hash, block_hex)
         except OSError as e:
             log.critical("cannot write block {hash} to disk ({error}); submitting anyway", hash=block_hash, error=e)
-        self._submit_until_answered(block_hash, block_hex, block.worker)
+        self._submit_until_answered(block_hash, block_hex, block.worker, *_height_and_reward(assembler))
 
-    def _submit_until_answered(self, block_hash: str, block_hex: str, worker: str | None = None) -> None:
-        task = ensureDeferred(self._submit(block_hash, block_hex, worker))
+    def _submit_until_answered(
+        self,
+        block_hash: str,
+        block_hex: str,
+        worker: str | None = None,
+        height: int | None = None,
+        reward: int | None = None,
+    ) -> None:
+        task = ensureDeferred(self._submit(block_hash, block_hex, worker, height, reward))
         self._tasks.add(task)
 
         def done(result: object) -> None:
@@ -276,7 +316,9 @@ class NodeJobSource(Service):
 
         task.addBoth(done)
 
-    async def _submit(self, block_hash: str, block_hex: str, worker: str | None) -> None:
+    async def _submit(
+        self, block_hash: str, block_hex: str, worker: str | None, height: int | None, reward: int | None
+    ) -> None:
         delay = 0.5
         while True:
             try:
@@ -286,7 +328,7 @@ class NodeJobSource(Service):
                 if e.code is not None and not e.retryable:
                     # The node judged the block (e.g. it cannot decode it): retrying changes nothing.
                     log.error("block {hash} REJECTED by the node: {error}", hash=block_hash, error=e)
-                    self.journal.settle(block_hash, False, str(e))
+                    self._settled(BlockSubmitted(block_hash, False, str(e), height, reward, worker))
                     return
                 problem = str(e)
             except Exception as e:
@@ -307,4 +349,20 @@ class NodeJobSource(Service):
             accepted = True
         else:
             log.error("block {hash} REJECTED by the node: {reason}", hash=block_hash, reason=result)
-        self.journal.settle(block_hash, accepted, "" if accepted else str(result))
+        reason = "" if accepted else str(result)
+        self._settled(BlockSubmitted(block_hash, accepted, reason, height, reward, worker))
+
+    def _settled(self, answer: BlockSubmitted) -> None:
+        """The node answered: out of the journal's pending blocks, and told to whoever listens."""
+        self.journal.settle(answer.block_hash, answer.accepted, answer.reason)
+        self.events.publish(answer)
+
+
+def _height_and_reward(assembler: BlockAssembler) -> tuple[int | None, int]:
+    """The height (BIP34) and the satoshis a block of ``assembler`` pays, for the records."""
+    coinbase = assembler.coinbase
+    try:
+        height: int | None = bip34_height_from_script_sig(coinbase.script_sig_prefix)
+    except ValueError:
+        height = None
+    return height, sum(output.value for output in coinbase.outputs)

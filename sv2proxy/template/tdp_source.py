@@ -40,7 +40,7 @@ from sv2proxy.codec.constants import PROTOCOL_TEMPLATE_DISTRIBUTION, PROTOCOL_VE
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.template_distribution import CoinbaseOutputConstraints, NewTemplate, SetNewPrevHash
 from sv2proxy.errors import MiningJobError, ProtocolError
-from sv2proxy.events import BlockTemplateUpdated, EventBus
+from sv2proxy.events import BlockSubmitted, BlockTemplateUpdated, EventBus
 from sv2proxy.link.framed import FramedProtocol, peer_text
 from sv2proxy.link.noise import NoiseClientFactory
 from sv2proxy.pool.jobs import Work
@@ -322,6 +322,8 @@ class TemplateProviderSource(Service):
                 id=template_id,
             )
         self._install(protocol, future, message, new_tip=True)
+        if template_id is not None and self.events is not None:
+            self.events.publish(BlockSubmitted(display_hex(message.prev_hash), True))
         if template_id is not None and self.journal is not None:
             try:
                 self.journal.settle(display_hex(message.prev_hash), True)

@@ -9,8 +9,12 @@
 - :mod:`.client`: :class:`UpstreamProtocol`, the thin Protocol that feeds a V2 session and
   carries out its actions on the mining service; :mod:`.sv1_client`:
   :class:`Sv1UpstreamProtocol`, its V1 sibling
+- :mod:`.miner_channels`: :class:`~sv2proxy.upstream.miner_channels.MinerChannels`, per-miner
+  mode's sans-IO map of one upstream channel per local channel on one V2 connection;
+  :mod:`.per_miner`: :class:`~sv2proxy.upstream.per_miner.PerMinerProtocol`, its Protocol
 - :mod:`.service`: :class:`UpstreamService`, the ordered list of pools (V2 and V1 mixed) with
-  failover, backoff, Noise pinned to each V2 pool's authority key, and the events of SEED-API.md
+  failover, fail-back, backoff, Noise pinned to each V2 pool's authority key, and the events of
+  SEED-API.md
 """
 
 from sv2proxy.upstream.client import UpstreamProtocol

@@ -64,6 +64,43 @@ class ProxiedMining(TypingProtocol):
     def total_hash_rate(self) -> float: ...
 
 
+class HeldMining:
+    """What a link probing a pool (fail-back) gives the mining service, held until it is chosen.
+
+    Work and the extranonce space are recorded in order, to be handed over by
+    :meth:`UpstreamLink.promote`; until then the miners keep mining the current pool's work.
+    """
+
+    share_sink: ShareSink | None = None
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def new_work(self, work: Work) -> int:
+        self.calls.append(("work", (work,)))
+        return 0
+
+    def new_prev_hash(self, source_id: int, prev: PrevHash) -> None:
+        self.calls.append(("prev", (source_id, prev)))
+
+    def new_tip(self, work: Work, prev: PrevHash) -> int:
+        self.calls.append(("tip", (work, prev)))
+        return 0
+
+    def set_extranonce_space(self, fixed: bytes, total_size: int) -> None:
+        self.calls.append(("space", (fixed, total_size)))
+
+    def drop_work(self) -> None:
+        self.calls.clear()
+
+    def total_hash_rate(self) -> float:
+        return 0.0
+
+    def miner_channels(self) -> list[Any]:
+        """None: a per-miner link opens the miners' channels once it is chosen."""
+        return []
+
+
 class UpstreamListener(TypingProtocol):
     """Who learns about a link's life (the service, one listener per attempt)."""
 
@@ -122,6 +159,25 @@ class UpstreamLink(ABC):
         Stratum V1 has no message for it, so by default nothing is sent; the V2 link overrides.
         """
         return None
+
+    def promote(self, mining: ProxiedMining) -> None:
+        """From now on work goes to ``mining``, starting with what a :class:`HeldMining` kept."""
+        held = self.mining
+        self.mining = mining
+        if not isinstance(held, HeldMining):
+            return
+        for kind, args in held.calls:
+            if self.close_reason is not None:
+                return
+            if kind == "space":
+                self._set_space(*args)
+            elif kind == "work":
+                self._new_work(*args)
+            elif kind == "tip":
+                self._new_tip(*args)
+            else:
+                self._new_prev_hash(NewPrevHash(*args))
+        held.calls.clear()
 
     def close(self, reason: str, abort: bool = True) -> None:
         """Drop the link, remembering why (the listener hears it in ``link_lost``)."""

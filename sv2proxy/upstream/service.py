@@ -13,10 +13,21 @@ plain TCP.  A pool's Reconnect (``client.reconnect`` in V1) is followed to the h
 names, with the same scheme and key (§6 "Reconnect"): at once from an open channel, but as a
 failed attempt before our channel opened, and after :data:`MAX_REDIRECTS` in a row.
 
+Fail-back: while a channel is open on a URL after the first, every ``failback_interval``
+seconds (0: never) the URLs before it are probed in order, each with a whole link of its own up
+to an open channel (V1: subscribed and authorized) whose work is held back
+(:class:`~sv2proxy.upstream.link.HeldMining`).  The first that gets there takes over at once:
+the backup's work is dropped first (shares for its jobs are answered stale, as after a
+failover), then the held work is handed to the miners and the backup's link is closed.  A probe
+that fails tries the next preferred URL; when none works the next round waits an interval.
+
 Per connection exactly one extended channel is opened (V1: one subscription), whatever the
-number of local miners (FIELD-NOTES.md: aggregated mode).  The service is the mining service's
-``share_sink``: every share a local miner gets accepted goes to the connection's session, which
-forwards those that meet the pool's target.  It publishes MiningPoolConnected once a link is
+number of local miners (FIELD-NOTES.md: aggregated mode) -- unless ``per_miner``: then every
+local channel gets an upstream channel of its own, opened with its miner's user identity
+(:mod:`.per_miner`, :mod:`.miner_channels`; Stratum V2 pools only), the service hearing of local
+channels opening and closing as the channel manager's watcher.  The service is the mining
+service's ``share_sink``: every share a local miner gets accepted goes to the connection's
+session, which forwards those that meet the pool's target.  It publishes MiningPoolConnected once a link is
 ready (V2: its channel open; V1: subscribed and authorized) and MiningPoolDisconnected when it
 goes, and every ``update_interval`` seconds tells a V2 pool the local miners' hash rate
 (UpdateChannel; V1 has no such message).
@@ -31,12 +42,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
+from typing import Protocol as TypingProtocol
 from urllib.parse import urlsplit, urlunsplit
 
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IDelayedCall, IProtocol, IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, connectionDone
@@ -49,9 +61,19 @@ from sv2proxy.bitcoin.hashing import display_hex
 from sv2proxy.config import PoolProtocol, PoolUrl
 from sv2proxy.events import EventBus, MiningPoolConnected, MiningPoolDisconnected
 from sv2proxy.link.noise import DEFAULT_HANDSHAKE_TIMEOUT, NoiseClientFactory, NoiseProtocol
+from sv2proxy.pool.channel import Channel
+from sv2proxy.pool.manager import ChannelWatcher
 from sv2proxy.server.mining import AcceptedShare
 from sv2proxy.upstream.client import UpstreamProtocol
-from sv2proxy.upstream.link import DEFAULT_OPEN_TIMEOUT, DEFAULT_STALL_TIMEOUT, ProxiedMining, UpstreamLink
+from sv2proxy.upstream.link import (
+    DEFAULT_OPEN_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT,
+    HeldMining,
+    ProxiedMining,
+    UpstreamLink,
+)
+from sv2proxy.upstream.miner_channels import MinerChannels
+from sv2proxy.upstream.per_miner import PerMinerMining, PerMinerProtocol
 from sv2proxy.upstream.session import UpstreamSession
 from sv2proxy.upstream.sv1_client import Sv1UpstreamProtocol
 from sv2proxy.upstream.sv1_session import DEFAULT_MIN_EXTRANONCE2_SIZE, DEFAULT_PASSWORD, Sv1UpstreamSession
@@ -77,6 +99,12 @@ MAX_REDIRECTS = 3
 RetryPolicy = Callable[[int], float]
 
 
+class WatchedMining(PerMinerMining, TypingProtocol):
+    """The mining service as per-miner mode's service needs it: its channels watched."""
+
+    def watch_channels(self, watcher: ChannelWatcher | None) -> None: ...
+
+
 def default_retry_policy() -> RetryPolicy:
     """1 s after the first failure, x1.5 per further one, at most 60 s, plus up to 1 s of jitter."""
     return backoffPolicy(initialDelay=INITIAL_RETRY_DELAY, maxDelay=MAX_RETRY_DELAY, factor=1.5)
@@ -96,10 +124,13 @@ class _Attempt:
     so a late callback from an old connection can never be taken for the current one's.
     """
 
-    def __init__(self, service: UpstreamService, url: PoolUrl, index: int) -> None:
+    def __init__(self, service: UpstreamService, url: PoolUrl, index: int, probe: bool = False) -> None:
         self.service = service
         self.url = url
         self.index = index  # the position in the URL list this attempt stands for
+        #: A fail-back probe: its work is held until it is chosen (:class:`HeldMining`).
+        self.probe = probe
+        self.mining: ProxiedMining = HeldMining() if probe else service.mining
         self.connecting: Deferred[IProtocol] | None = None
         self.outer: IProtocol | None = None  # the transport's protocol (Noise, or ours if plain)
         self.protocol: UpstreamLink | None = None  # once the link is up (after Noise)
@@ -135,7 +166,7 @@ class _UpstreamFactory(Factory):
         self.service = service
         self.attempt = attempt
 
-    def buildProtocol(self, addr: object) -> UpstreamProtocol | Sv1UpstreamProtocol:  # noqa: N802
+    def buildProtocol(self, addr: object) -> UpstreamProtocol | Sv1UpstreamProtocol | PerMinerProtocol:  # noqa: N802
         protocol = self.service._new_protocol(self.attempt)
         protocol.factory = self
         return protocol
@@ -193,6 +224,9 @@ class UpstreamService(Service):
         endpoint_for: Callable[[PoolUrl], IStreamClientEndpoint] | None = None,
         password: str = DEFAULT_PASSWORD,
         min_v1_extranonce2_size: int = DEFAULT_MIN_V1_EXTRANONCE2_SIZE,
+        request_extensions: bool = True,
+        failback_interval: float = 0.0,
+        per_miner: bool = False,
     ) -> None:
         if not urls:
             raise ValueError("proxy mode needs at least one upstream pool URL")
@@ -202,8 +236,12 @@ class UpstreamService(Service):
                     f"{url.text}: no authority key to pin the pool's Noise handshake to"
                     " (an unencrypted upstream must be allowed explicitly)"
                 )
+        if per_miner and any(url.protocol is PoolProtocol.V1 for url in urls):
+            raise ValueError("one channel per miner needs Stratum V2 pools: a Stratum V1 pool has no channels")
         if update_interval <= 0:
             raise ValueError(f"update_interval must be positive, got {update_interval}")
+        if not failback_interval >= 0:
+            raise ValueError(f"failback_interval must be 0 (never) or positive, got {failback_interval}")
         # A session checks these too, but only once connected: a bad value must stop start-up.
         UpstreamSession(user_identity, nominal_hash_rate, min_extranonce_size)
         Sv1UpstreamSession(user_identity, password, min_extranonce2_size=min_v1_extranonce2_size)
@@ -216,6 +254,9 @@ class UpstreamService(Service):
         self.password = password
         self.min_v1_extranonce2_size = min_v1_extranonce2_size
         self.update_interval = update_interval
+        self.request_extensions = request_extensions
+        self.failback_interval = failback_interval
+        self.per_miner = per_miner
         self.allow_plaintext = allow_plaintext
         self.stall_timeout = stall_timeout
         self.open_timeout = open_timeout
@@ -232,6 +273,9 @@ class UpstreamService(Service):
         self._next_url: PoolUrl | None = None  # a Reconnect's target, or a lost URL to retry
         self._attempt: _Attempt | None = None
         self._retry_call: IDelayedCall | None = None
+        #: Fail-back: the next probe of a preferred pool, and the probe under way.
+        self._failback_call: IDelayedCall | None = None
+        self._probe: _Attempt | None = None
         self._updater = LoopingCall(self._update_channel)
         self._updater.clock = reactor
         #: The connection that is ready (its channel open), and its URL (None while there is none).
@@ -241,10 +285,10 @@ class UpstreamService(Service):
         self.shares_without_upstream = 0
 
     @property
-    def session(self) -> UpstreamSession | Sv1UpstreamSession | None:
+    def session(self) -> UpstreamSession | Sv1UpstreamSession | MinerChannels | None:
         """The ready link's session: its counters and state."""
         protocol = self.protocol
-        if isinstance(protocol, UpstreamProtocol | Sv1UpstreamProtocol):
+        if isinstance(protocol, UpstreamProtocol | Sv1UpstreamProtocol | PerMinerProtocol):
             return protocol.session
         return None
 
@@ -253,6 +297,8 @@ class UpstreamService(Service):
     def startService(self) -> None:  # noqa: N802
         super().startService()
         self.mining.share_sink = self
+        if self.per_miner:
+            self._per_miner_mining().watch_channels(self)
         self._connect()
 
     def stopService(self) -> Deferred[None]:  # noqa: N802
@@ -260,23 +306,31 @@ class UpstreamService(Service):
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
         self._retry_call = None
+        attempts = [attempt for attempt in (self._attempt, self._probe) if attempt is not None]
+        self._cancel_failback()
         if self._updater.running:
             self._updater.stop()
         if self.mining.share_sink is self:
             self.mining.share_sink = None
-        attempt = self._attempt
-        if attempt is None:
+        if self.per_miner:
+            self._per_miner_mining().watch_channels(None)
+        for attempt in attempts:
+            self._end(attempt, "the daemon is stopping")
+        if not attempts:
             return succeed(None)
-        done = attempt.done
+        return gatherResults([attempt.done for attempt in attempts]).addCallback(lambda _: None)
+
+    @staticmethod
+    def _end(attempt: _Attempt, reason: str) -> None:
+        """Close ``attempt``'s link (gracefully, if it is up), or stop it connecting."""
         if attempt.protocol is not None:
-            attempt.protocol.close("the daemon is stopping", abort=False)
+            attempt.protocol.close(reason, abort=False)
         elif attempt.outer is not None:
             transport = getattr(attempt.outer, "transport", None)
             if transport is not None:
                 transport.abortConnection()
         elif attempt.connecting is not None:
             attempt.connecting.cancel()
-        return done
 
     # -- the mining service's share sink ---------------------------------------------------
 
@@ -294,18 +348,37 @@ class UpstreamService(Service):
                 worker=share.worker,
             )
 
+    # -- the channel manager's watcher (per-miner mode) ------------------------------------
+
+    def miner_channel_opened(self, channel: Channel) -> None:
+        """A local channel opened: the ready link opens its upstream channel."""
+        if isinstance(self.protocol, PerMinerProtocol):
+            self.protocol.miner_opened(channel)
+
+    def miner_channel_closed(self, channel_id: int) -> None:
+        """A local channel closed: the ready link closes its upstream channel."""
+        if isinstance(self.protocol, PerMinerProtocol):
+            self.protocol.miner_closed(channel_id)
+
+    def _per_miner_mining(self) -> WatchedMining:
+        return cast(WatchedMining, self.mining)
+
     # -- connecting ------------------------------------------------------------------------
 
     def _connect(self) -> None:
         self._retry_call = None
         url, self._next_url = self._next_url or self.urls[self._index], None
-        attempt = self._attempt = _Attempt(self, url, self._index)
+        self._attempt = _Attempt(self, url, self._index)
+        self._start(self._attempt)
+
+    def _start(self, attempt: _Attempt) -> None:
+        url = attempt.url
         upstream = _UpstreamFactory(self, attempt)
         factory: IProtocolFactory = upstream
         if url.protocol is PoolProtocol.V2 and url.authority_key is not None:
             factory = _ReportingNoiseFactory(upstream, url.authority_key, self._reactor, self.handshake_timeout)
         endpoint = self._endpoint_for(url)
-        log.info("connecting to upstream {url}", url=url.text)
+        log.info("{what} upstream {url}", what="probing" if attempt.probe else "connecting to", url=url.text)
         connecting = attempt.connecting = endpoint.connect(factory)
         connecting.addCallbacks(
             lambda outer: self._connected(attempt, outer),
@@ -319,8 +392,25 @@ class UpstreamService(Service):
         attempt.connecting = None
         attempt.outer = outer
 
-    def _new_protocol(self, attempt: _Attempt) -> UpstreamProtocol | Sv1UpstreamProtocol:
+    def _new_protocol(self, attempt: _Attempt) -> UpstreamProtocol | Sv1UpstreamProtocol | PerMinerProtocol:
         url = attempt.url
+        if self.per_miner:
+            channels = MinerChannels(
+                self.min_extranonce_size,
+                url.host,
+                url.port,
+                firmware=__version__,
+                request_extensions=self.request_extensions,
+            )
+            return PerMinerProtocol(
+                channels,
+                cast(PerMinerMining, attempt.mining),
+                self._reactor,
+                attempt,
+                url.text,
+                self.stall_timeout,
+                self.open_timeout,
+            )
         if url.protocol is PoolProtocol.V1:
             sv1 = Sv1UpstreamSession(
                 self.user_identity,
@@ -331,7 +421,7 @@ class UpstreamService(Service):
                 user_agent=f"sv2proxy/{__version__}",
             )
             return Sv1UpstreamProtocol(
-                sv1, self.mining, self._reactor, attempt, url.text, self.stall_timeout, self.open_timeout
+                sv1, attempt.mining, self._reactor, attempt, url.text, self.stall_timeout, self.open_timeout
             )
         # The pool's first idea of our speed: what the local miners do, if any are mining yet.
         hash_rate = self.mining.total_hash_rate() or self.nominal_hash_rate
@@ -342,10 +432,11 @@ class UpstreamService(Service):
             attempt.url.host,
             attempt.url.port,
             firmware=__version__,
+            request_extensions=self.request_extensions,
         )
         return UpstreamProtocol(
             session,
-            self.mining,
+            attempt.mining,
             self._reactor,
             attempt,
             attempt.url.text,
@@ -354,6 +445,8 @@ class UpstreamService(Service):
         )
 
     def _channel_opened(self, attempt: _Attempt, protocol: UpstreamLink) -> None:
+        if attempt is self._probe and not attempt.ended:
+            self._fail_back(attempt, protocol)
         if attempt is not self._attempt or attempt.ended:
             return
         attempt.opened = True
@@ -363,17 +456,21 @@ class UpstreamService(Service):
         self.events.publish(MiningPoolConnected(attempt.url.text))
         if not self._updater.running:
             self._updater.start(self.update_interval, now=False)
+        self._schedule_failback()
 
     def _attempt_ended(self, attempt: _Attempt, reason: str) -> None:
         if attempt.ended:
             return
         attempt.ended = True
         attempt.connecting = None
+        if attempt is self._probe:
+            self._probe_failed(attempt, reason)
         if attempt is not self._attempt:
             attempt.done.callback(None)
             return
         self._attempt = None
         url = attempt.url
+        self._cancel_failback()
         if attempt.opened:
             self.protocol = None
             self.url = None
@@ -441,6 +538,66 @@ class UpstreamService(Service):
             failures=self._failures,
         )
         return delay
+
+    # -- fail-back -------------------------------------------------------------------------
+
+    def _schedule_failback(self, index: int = 0, delay: float | None = None) -> None:
+        """Probe ``urls[index]`` (and those after it, up to the current one's) in ``delay`` s."""
+        current = self._attempt
+        if self.failback_interval <= 0 or not self.running or current is None or current.index == 0:
+            return
+        if self._failback_call is not None or self._probe is not None:
+            return
+        wait = self.failback_interval if delay is None else delay
+        self._failback_call = self._reactor.callLater(wait, self._probe_next, index)
+
+    def _probe_next(self, index: int) -> None:
+        self._failback_call = None
+        current = self._attempt
+        if current is None or not current.opened or not self.running:
+            return
+        if index >= current.index:
+            self._schedule_failback()  # every preferred pool failed this round: again later
+            return
+        self._probe = _Attempt(self, self.urls[index], index, probe=True)
+        self._start(self._probe)
+
+    def _probe_failed(self, probe: _Attempt, reason: str) -> None:
+        self._probe = None
+        log.info("preferred upstream {url} is still unusable ({reason})", url=probe.url.text, reason=reason)
+        if self.running:
+            self._schedule_failback(probe.index + 1, delay=0)
+
+    def _fail_back(self, probe: _Attempt, protocol: UpstreamLink) -> None:
+        """A preferred pool opened our channel again: mine for it, and leave the backup."""
+        self._probe = None
+        old = self._attempt
+        assert old is not None and old.opened  # losing it abandons the probe
+        log.info("upstream {url} works again; failing back to it from {old}", url=probe.url.text, old=old.url.text)
+        self._attempt = probe
+        self.protocol = None
+        self.url = None
+        if self._updater.running:
+            self._updater.stop()
+        # As when a pool is lost: shares for the backup's jobs are answered stale from now on,
+        # before the preferred pool's extranonce space and work reach the miners.
+        self.mining.drop_work()
+        self.events.publish(MiningPoolDisconnected(old.url.text, f"failing back to {probe.url.text}"))
+        self._end(old, f"failing back to {probe.url.text}")
+        self._index = probe.index
+        self._failures = 0
+        self._redirects = 0
+        self._retried = None
+        protocol.promote(self.mining)
+
+    def _cancel_failback(self) -> None:
+        """No probing while the current link is gone (or the daemon stops)."""
+        if self._failback_call is not None and self._failback_call.active():
+            self._failback_call.cancel()
+        self._failback_call = None
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            self._end(probe, "the current upstream went away")
 
     # -- periodic --------------------------------------------------------------------------
 

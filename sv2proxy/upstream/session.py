@@ -1,7 +1,8 @@
 """One connection to an upstream Stratum V2 pool, as a sans-IO state machine (proxy mode).
 
 The daemon's local miners are aggregated into ONE extended channel on the pool (PROTOCOL.md §6
-"channel kinds", §8 "aggregated mode").  :class:`UpstreamSession` knows nothing of sockets,
+"channel kinds", §8 "aggregated mode"); in per-miner mode (:mod:`.miner_channels`) a session is
+one miner's channel on a connection another session set up.  :class:`UpstreamSession` knows nothing of sockets,
 clocks or logs: :meth:`~UpstreamSession.start` gives the first message to send,
 :meth:`~UpstreamSession.receive` turns each message from the pool into :data:`Action` values
 the caller carries out, and :meth:`~UpstreamSession.submit` turns a locally accepted share into
@@ -93,6 +94,8 @@ M = TypeVar("M", bound=Message)
 class Phase(enum.Enum):
     NEW = "not started"
     SETTING_UP = "awaiting SetupConnection.Success"
+    #: Set up, with no channel of its own: the connection of per-miner channels (:mod:`.miner_channels`).
+    READY = "set up"
     OPENING = "awaiting OpenExtendedMiningChannel.Success"
     OPEN = "channel open"
     CLOSED = "closed"
@@ -266,7 +269,11 @@ class UpstreamSession(ForwardedShares):
     """One upstream connection's protocol state; one session per connection.
 
     ``endpoint_host``/``endpoint_port`` are where we connect (SetupConnection names them, and
-    a Reconnect with an empty host or port 0 means "the same").
+    a Reconnect with an empty host or port 0 means "the same").  ``request_extensions`` False
+    sends no RequestExtensions (some pools close the connection on a message they do not know),
+    so no worker names go with the shares.  ``open_after_setup`` False leaves the connection
+    READY after SetupConnection.Success with no channel (per-miner mode opens one
+    :class:`UpstreamSession` per miner on it with :meth:`open`, each with its own ``request_id``).
     """
 
     def __init__(
@@ -279,6 +286,9 @@ class UpstreamSession(ForwardedShares):
         *,
         firmware: str = "",
         device_id: str = "",
+        request_id: int = OPEN_REQUEST_ID,
+        request_extensions: bool = True,
+        open_after_setup: bool = True,
     ) -> None:
         if len(user_identity.encode("utf-8")) > 255:
             raise ValueError("the user identity is a STR0_255: at most 255 bytes of UTF-8")
@@ -291,6 +301,9 @@ class UpstreamSession(ForwardedShares):
         self.endpoint_port = endpoint_port
         self._firmware = firmware
         self._device_id = device_id
+        self.request_id = request_id
+        self.request_extensions = request_extensions
+        self.open_after_setup = open_after_setup
         self.phase = Phase.NEW
         self.setup_flags = 0  # SetupConnection.Success.flags
         self.channel_id: int | None = None
@@ -352,6 +365,8 @@ class UpstreamSession(ForwardedShares):
             return self._setup_answer(message)
         if isinstance(message, RequestExtensionsSuccess | RequestExtensionsError):
             return self._extensions_answer(message)
+        if phase is Phase.READY:
+            return [Ignored(f"{_name(message)} on a connection with no channel of its own")]
         if phase is Phase.OPENING:
             return self._open_answer(message)
         return self._channel_message(message)
@@ -429,18 +444,39 @@ class UpstreamSession(ForwardedShares):
             # SPEC 03 §3.6.2: not allowed when the client requires version rolling.
             return self._fatal("the pool requires a fixed version, though we require version rolling")
         self.setup_flags = message.flags
+        actions: list[Action] = []
+        if self.request_extensions:
+            # Worker names with our shares (extension 0x0002), if the pool takes them; a pool
+            # that does not know extension negotiation should ignore the request (PROTOCOL.md
+            # §3.5), but some close the connection instead: ``request_extensions`` False.
+            extensions = RequestExtensions(EXTENSIONS_REQUEST_ID, (EXTENSION_WORKER_HASHRATE_TRACKING,))
+            actions.append(SendMessage(extensions))
+        if not self.open_after_setup:
+            self.phase = Phase.READY
+            return actions
         self.phase = Phase.OPENING
-        # Worker names with our shares (extension 0x0002), if the pool takes them; a pool that
-        # does not know extension negotiation ignores the request (PROTOCOL.md §3.5).
-        extensions = RequestExtensions(EXTENSIONS_REQUEST_ID, (EXTENSION_WORKER_HASHRATE_TRACKING,))
-        request = OpenExtendedMiningChannel(
-            request_id=OPEN_REQUEST_ID,
+        return [*actions, SendMessage(self._open_request())]
+
+    def open(self, setup_flags: int = 0, worker_names: bool = False) -> list[Message]:
+        """The OpenExtendedMiningChannel of a channel on a connection another session set up.
+
+        ``setup_flags`` and ``worker_names`` are what that connection negotiated.
+        """
+        if self.phase is not Phase.NEW:
+            return []
+        self.setup_flags = setup_flags
+        self.worker_names = worker_names
+        self.phase = Phase.OPENING
+        return [self._open_request()]
+
+    def _open_request(self) -> OpenExtendedMiningChannel:
+        return OpenExtendedMiningChannel(
+            request_id=self.request_id,
             user_identity=self.user_identity,
             nominal_hash_rate=self.nominal_hash_rate,
             max_target=ANY_TARGET,
             min_extranonce_size=self.min_extranonce_size,
         )
-        return [SendMessage(extensions), SendMessage(request)]
 
     def _extensions_answer(self, message: RequestExtensionsSuccess | RequestExtensionsError) -> list[Action]:
         if message.request_id != EXTENSIONS_REQUEST_ID:
@@ -465,8 +501,8 @@ class UpstreamSession(ForwardedShares):
         return self._fatal(f"unexpected {_name(message)} while opening our channel")
 
     def _opened(self, message: OpenExtendedMiningChannelSuccess) -> list[Action]:
-        if message.request_id != OPEN_REQUEST_ID:
-            return self._fatal(f"a channel for request {message.request_id}; we asked with {OPEN_REQUEST_ID}")
+        if message.request_id != self.request_id:
+            return self._fatal(f"a channel for request {message.request_id}; we asked with {self.request_id}")
         size = message.extranonce_size
         prefix = message.extranonce_prefix
         if size < self.min_extranonce_size:

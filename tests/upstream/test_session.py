@@ -169,6 +169,44 @@ def test_setup_success_opens_exactly_one_extended_channel():
     assert isinstance(s.receive(success)[0], Ignored)
 
 
+def test_without_request_extensions_setup_success_only_opens_the_channel():
+    s = session(request_extensions=False)
+    s.start()
+    assert s.receive(SetupConnectionSuccess(2, 0)) == [
+        SendMessage(OpenExtendedMiningChannel(1, "proxy.worker", 1e9, ANY_TARGET, 6)),
+    ]
+    assert s.phase is Phase.OPENING and not s.worker_names
+
+
+def test_a_connection_without_its_own_channel_is_ready_after_setup():
+    s = session(open_after_setup=False)
+    s.start()
+    assert s.receive(SetupConnectionSuccess(2, 0)) == [SendMessage(RequestExtensions(1, (0x0002,)))]
+    assert s.phase is Phase.READY and s.channel_id is None
+    assert s.receive(RequestExtensionsSuccess(1, (0x0002,))) == [] and s.worker_names
+    assert isinstance(s.receive(job(1))[0], Ignored)  # channel messages are for the channel sessions
+    assert s.receive(Reconnect("", 4444)) == [ReconnectTo("pool.example", 4444)]
+    assert s.open() == []  # it opens no channel of its own
+    quiet = session(open_after_setup=False, request_extensions=False)
+    quiet.start()
+    assert quiet.receive(SetupConnectionSuccess(2, 0)) == [] and quiet.phase is Phase.READY
+
+
+def test_a_channel_session_opens_with_its_own_request_id_on_a_set_up_connection():
+    s = session(request_id=9)
+    assert s.open(setup_flags=REQUIRES_EXTENDED_CHANNELS, worker_names=True) == [
+        OpenExtendedMiningChannel(9, "proxy.worker", 1e9, ANY_TARGET, 6)
+    ]
+    assert s.open() == [] and s.phase is Phase.OPENING
+    assert (s.setup_flags, s.worker_names) == (REQUIRES_EXTENDED_CHANNELS, True)
+    other = OpenExtendedMiningChannelSuccess(1, CHANNEL, TARGET.to_bytes(32, "little"), SIZE, PREFIX, 0)
+    assert s.receive(other) == [Fatal("a channel for request 1; we asked with 9")]
+    s = session(request_id=9)
+    s.open()
+    success = OpenExtendedMiningChannelSuccess(9, CHANNEL, TARGET.to_bytes(32, "little"), SIZE, PREFIX, 0)
+    assert s.receive(success) == [ChannelOpened(CHANNEL, PREFIX, SIZE, TARGET, 0)]
+
+
 @pytest.mark.parametrize(
     ("answer", "words"),
     [

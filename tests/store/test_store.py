@@ -1,0 +1,287 @@
+"""The share store against real databases: SQLite files and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+
+from sv2proxy.store import IShareStore
+from sv2proxy.store.backend import Backend
+from sv2proxy.store.batched import BatchedStore
+from sv2proxy.store.postgresql import PostgreSQLBackend, redact
+from sv2proxy.store.records import WINDOWS, BlockRecord, UpstreamEventRecord
+from sv2proxy.store.schema import MIGRATIONS
+from sv2proxy.store.sqlite import SQLiteBackend
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Backend]:
+    """A factory of backends on one fresh database of each kind."""
+    if request.param == "sqlite":
+        return lambda: SQLiteBackend(tmp_path / "shares.sqlite3")
+    url = request.getfixturevalue("postgresql_url")
+    return lambda: PostgreSQLBackend(url)
+
+
+@pytest_twisted.async_yield_fixture
+async def store(make_backend: Callable[[], Backend]) -> AsyncIterator[BatchedStore]:
+    started = BatchedStore(make_backend(), reactor, daemon="test-daemon")
+    await started.start()
+    yield started
+    await started.stop()
+
+
+async def durable(store: BatchedStore, ticket: int | None = None) -> None:
+    """Wait until the store has committed up to ``ticket`` (default: everything recorded)."""
+    wanted = store.last_ticket if ticket is None else ticket
+    for _ in range(2000):
+        if store.durable >= wanted and not store._writing and not store._queued:
+            return
+        await deferLater(reactor, 0.005, lambda: None)
+    raise AssertionError(f"store never became durable up to {wanted} (at {store.durable})")
+
+
+def test_the_store_provides_the_interface(tmp_path: Path) -> None:
+    assert IShareStore.providedBy(BatchedStore(SQLiteBackend(tmp_path / "x.sqlite3"), reactor))
+
+
+@pytest_twisted.ensureDeferred
+async def test_shares_become_durable_in_order_and_listeners_hear(store: BatchedStore) -> None:
+    heard: list[int] = []
+    store.add_durable_listener(heard.append)
+    tickets = [store.record_share("alice", 1, 7, 2.0, NOW - 10, False) for _ in range(3)]
+    assert tickets == [1, 2, 3]
+    assert store.durable < 3  # nothing is durable until the writer thread has committed
+    await durable(store)
+    assert heard[-1] == 3 and heard == sorted(heard)
+    stats = await store.worker_stats(NOW)
+    assert [s.worker for s in stats] == ["alice"]
+    assert stats[0].shares_24h == 3 and stats[0].difficulty_24h == 6.0
+    assert stats[0].last_share_at == pytest.approx(NOW - 10)
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_shares_are_group_committed(store: BatchedStore) -> None:
+    for i in range(5000):
+        store.record_share(f"w{i % 7}", i % 3, i, 1.0, NOW - 1, False)
+    await durable(store)
+    assert store.shares_committed == 5000
+    # The first share starts a commit; everything recorded meanwhile goes in the next one.
+    assert store.commits <= 3
+    stats = await store.worker_stats(NOW)
+    assert sum(s.shares_24h for s in stats) == 5000
+
+
+@pytest_twisted.ensureDeferred
+async def test_hash_rate_windows(store: BatchedStore) -> None:
+    store.record_share("bob", 1, 1, 60.0, NOW - 30, False)  # in every window
+    store.record_share("bob", 1, 2, 900.0, NOW - 600, False)  # 15 m and longer
+    store.record_share("bob", 1, 3, 3600.0, NOW - 2 * 86400, False)  # too old for any
+    await durable(store)
+    (bob,) = await store.worker_stats(NOW)
+    assert len(bob.hash_rates) == len(WINDOWS)
+    assert bob.hash_rates[0] == pytest.approx(60.0 * 2**32 / 60)
+    assert bob.hash_rates[1] == pytest.approx(960.0 * 2**32 / 900)
+    assert bob.hash_rates[3] == pytest.approx(960.0 * 2**32 / 86400)
+    assert bob.shares_24h == 2
+    assert await store.worker_stats(NOW, "nobody") == []
+    (only,) = await store.worker_stats(NOW, "bob")
+    assert only.shares_24h == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_rejected_counts_add_up_across_commits(store: BatchedStore) -> None:
+    store.count_rejected("carol", "stale-share")
+    store.count_rejected("carol", "stale-share")
+    store.count_rejected("carol", "difficulty-too-low")
+    store.record_share("carol", 1, 1, 1.0, NOW, False)
+    await durable(store)
+    store.count_rejected("carol", "stale-share")
+    store.record_share("carol", 1, 2, 1.0, NOW, False)
+    await durable(store)
+    (carol,) = await store.worker_stats(NOW + 1)
+    assert carol.rejected == {"stale-share": 3, "difficulty-too-low": 1}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_with_only_rejections_is_found_by_name(store: BatchedStore) -> None:
+    store.count_rejected("dave", "invalid-job-id")
+    store.record_share("erin", 1, 1, 1.0, NOW, False)
+    await durable(store)
+    (dave,) = await store.worker_stats(NOW, "dave")
+    assert dave.shares_24h == 0 and dave.rejected == {"invalid-job-id": 1}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_block_keeps_what_each_status_told(store: BatchedStore) -> None:
+    store.record_block(BlockRecord("00ab", "found", NOW, worker="alice"))
+    store.record_share("alice", 1, 1, 1.0, NOW, True)
+    await durable(store)
+    store.record_block(BlockRecord("00ab", "accepted", NOW + 1, height=101, reward=5_000_000_000))
+    store.record_block(BlockRecord("00cd", "found", NOW + 2, worker="bob"))
+    store.record_block(BlockRecord("00cd", "rejected", NOW + 3, reason="high-hash"))
+    store.record_share("alice", 1, 2, 1.0, NOW + 3, False)
+    await durable(store)
+    latest, first = await store.blocks(10)
+    assert (first.hash, first.status, first.worker, first.height, first.reward) == (
+        "00ab",
+        "accepted",
+        "alice",
+        101,
+        5_000_000_000,
+    )
+    assert first.at == pytest.approx(NOW)  # found_at stays the finding time
+    assert (latest.hash, latest.status, latest.worker, latest.reason) == ("00cd", "rejected", "bob", "high-hash")
+    (alice,) = await store.worker_stats(NOW + 4, "alice")
+    assert alice.blocks == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_upstream_events_newest_first(store: BatchedStore) -> None:
+    store.record_upstream_event(UpstreamEventRecord("stratum+tcp://a:1", "connected", NOW))
+    store.record_upstream_event(UpstreamEventRecord("stratum+tcp://a:1", "disconnected", NOW + 5, "reset"))
+    store.record_share("x", 1, 1, 1.0, NOW, False)
+    await durable(store)
+    events = await store.upstream_events(10)
+    assert [(e.event, e.reason) for e in events] == [("disconnected", "reset"), ("connected", "")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_pplns_window_counts_only_the_last_shares(store: BatchedStore) -> None:
+    store.record_share("old", 1, 1, 100.0, NOW - 100, False)
+    for i in range(3):
+        store.record_share("alice", 1, i, 3.0, NOW - 10 + i, False)
+    store.record_share("bob", 2, 9, 1.0, NOW - 1, False)
+    await durable(store)
+    payouts = await store.payouts(4)
+    assert payouts == [("alice", 9.0, pytest.approx(0.9)), ("bob", 1.0, pytest.approx(0.1))]
+
+
+@pytest_twisted.ensureDeferred
+async def test_hash_rate_history_buckets(store: BatchedStore) -> None:
+    store.record_share("a", 1, 1, 60.0, NOW - 90, False)  # bucket 0 of [NOW-120, NOW)
+    store.record_share("b", 1, 1, 120.0, NOW - 10, False)  # bucket 1
+    await durable(store)
+    history = await store.hash_rate_history(NOW, 120, 2)
+    assert [start for start, _ in history] == [NOW - 120, NOW - 60]
+    assert [rate for _, rate in history] == [pytest.approx(60 * 2**32 / 60), pytest.approx(120 * 2**32 / 60)]
+    only_b = await store.hash_rate_history(NOW, 120, 2, worker="b")
+    assert only_b[0][1] == 0.0
+
+
+@pytest_twisted.ensureDeferred
+async def test_reopening_migrates_nothing_and_keeps_the_shares(make_backend: Callable[[], Backend]) -> None:
+    first = BatchedStore(make_backend(), reactor, daemon="d")
+    await first.start()
+    first.record_share("alice", 1, 1, 1.0, NOW, False)
+    await first.stop()  # stop commits what was queued
+    second = BatchedStore(make_backend(), reactor, daemon="d")
+    await second.start()
+    try:
+        (alice,) = await second.worker_stats(NOW)
+        assert alice.shares_24h == 1
+    finally:
+        await second.stop()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite3"
+    backend = SQLiteBackend(path)
+    connection = backend.connect()
+    backend.migrate(connection)
+    connection.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS) + 1,))
+    with pytest.raises(RuntimeError, match="newer than this sv2proxy knows"):
+        backend.migrate(connection)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_locked_sqlite_file_holds_acknowledgements_then_commits(tmp_path: Path) -> None:
+    """Another process holds the write lock: the commit fails, nothing is durable, and the batch
+    commits once the lock is released."""
+    path = tmp_path / "shares.sqlite3"
+    backend = SQLiteBackend(path, busy_timeout=0.05)
+    store = BatchedStore(backend, reactor, daemon="d")
+    await store.start()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        store.record_share("alice", 1, 1, 1.0, NOW, False)
+        for _ in range(400):
+            if store.last_error:
+                break
+            await deferLater(reactor, 0.005, lambda: None)
+        assert store.last_error is not None and "locked" in store.last_error
+        assert store.durable == 0
+        store.record_share("alice", 1, 2, 1.0, NOW, False)  # joins the batch being retried
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    await durable(store)
+    assert store.durable == 2 and store.last_error is None
+    (alice,) = await store.worker_stats(NOW)
+    assert alice.shares_24h == 2
+    await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_lost_postgresql_connection_is_reopened_and_the_batch_retried(postgresql_url: str) -> None:
+    store = BatchedStore(PostgreSQLBackend(postgresql_url), reactor, daemon="d")
+    await store.start()
+    try:
+        store.record_share("alice", 1, 1, 1.0, NOW, False)
+        await durable(store)
+        with psycopg.connect(postgresql_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        store.record_share("alice", 1, 2, 1.0, NOW, False)
+        await durable(store)
+        (alice,) = await store.worker_stats(NOW)
+        assert alice.shares_24h == 2
+    finally:
+        await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_daemons_share_one_postgresql(postgresql_url: str) -> None:
+    stores = [BatchedStore(PostgreSQLBackend(postgresql_url), reactor, daemon=f"d{i}") for i in range(2)]
+    # Started together: the advisory lock lets exactly one of them migrate.
+    starting: list[Deferred[None]] = [s.start() for s in stores]
+    for d in starting:
+        await d
+    try:
+        for i in range(200):
+            for n, s in enumerate(stores):
+                s.record_share(f"w{n}", 1, i, 1.0, NOW, False)
+                s.count_rejected("shared", "stale-share")
+        for s in stores:
+            await durable(s)
+        stats = {w.worker: w for w in await stores[0].worker_stats(NOW + 1)}
+        assert stats["w0"].shares_24h == stats["w1"].shares_24h == 200
+        with psycopg.connect(postgresql_url) as check:
+            rows = check.execute(
+                "SELECT daemon, SUM(count) FROM rejected_shares GROUP BY daemon ORDER BY daemon"
+            ).fetchall()
+            versions = check.execute("SELECT version FROM schema_version").fetchall()
+        assert rows == [("d0", 200), ("d1", 200)]
+        assert versions == [(len(MIGRATIONS),)]
+    finally:
+        for s in stores:
+            await s.stop()
+
+
+def test_postgresql_urls_are_logged_without_password() -> None:
+    assert redact("postgresql://pool:hunter2@db:5432/shares") == "postgresql://pool:***@db:5432/shares"
+    assert redact("postgresql://db/shares") == "postgresql://db/shares"
+    assert "hunter2" not in PostgreSQLBackend("postgresql://pool:hunter2@db/shares").description
