@@ -34,9 +34,10 @@ from sv2proxy.template.node_source import NodeJobSource
 from sv2proxy.template.rpc import BitcoinCoreRPC, RPCAuth, default_cookie_file
 from sv2proxy.template.tdp_source import TemplateProviderSource
 from sv2proxy.upstream.service import UpstreamService
+from sv2proxy.web.service import web_service
 
 #: The settings the command line can override; each becomes ``--dotted-key-with-dashes``.
-COMMAND_LINE_KEYS = ("mode", "data_dir", "pool_url", "listen.sv2", "listen.sv1")
+COMMAND_LINE_KEYS = ("mode", "data_dir", "pool_url", "listen.sv2", "listen.sv1", "web.listen")
 
 
 class ConfigExit(SystemExit):
@@ -243,6 +244,9 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
             daemon.add(sv2_miner_service(config, options.authority, reactor, mining), "sv2-miners")
         if listen.sv1 is not None:
             daemon.add(sv1_miner_service(config, reactor, mining), "sv1-miners")
+    web = web_service(config, mining, store, reactor, daemon.events)
+    if web is not None:
+        daemon.add(web, "web")
     return daemon
 
 

@@ -57,8 +57,8 @@ def test_help_documents_every_option() -> None:
     text = str(Options())
     for option in ("--config", "-c", "--mode", "--data-dir", "--pool-url", "--listen-sv2"):
         assert option in text
-    assert "--listen-sv1" in text
-    assert len(COMMAND_LINE_KEYS) == 5
+    assert "--listen-sv1" in text and "--web-listen" in text
+    assert len(COMMAND_LINE_KEYS) == 6
 
 
 def test_bad_config_is_a_one_line_exit(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_make_service(tmp_path: Path) -> None:
     assert service.config == options.loaded
     assert service.reactor is reactor
     assert service.authority == options.authority
-    assert [child.name for child in service] == ["store", "mining", "regtest-node", "node", "sv2-miners"]
+    assert [child.name for child in service] == ["store", "mining", "regtest-node", "node", "sv2-miners", "web"]
     assert not service.running
     assert sorted((tmp_path / "data").iterdir()) == before  # makeService does no I/O
 
@@ -109,7 +109,18 @@ def test_miner_listeners_follow_the_listen_section(tmp_path: Path, listen: str, 
     file = tmp_path / "x.yaml"
     file.write_text(f"data_dir: {tmp_path / 'data'}\nlisten:\n{listen}")
     service = makeService(parse("--config", str(file)), MemoryReactor())
-    assert [child.name for child in service][-len(names) :] == names
+    miners = [child.name for child in service if child.name.endswith("miners")]
+    assert miners == names
+
+
+def test_the_web_side_is_last_and_can_be_disabled(tmp_path: Path) -> None:
+    file = tmp_path / "x.yaml"
+    file.write_text(f"data_dir: {tmp_path / 'data'}\nweb:\n  listen: 127.0.0.1:0\n")
+    service = makeService(parse("--config", str(file)), MemoryReactor())
+    assert [child.name for child in service][-1] == "web"
+    file.write_text(f"data_dir: {tmp_path / 'data'}\nweb:\n  listen: null\n")
+    service = makeService(parse("--config", str(file)), MemoryReactor())
+    assert "web" not in [child.name for child in service]
 
 
 def test_the_authority_key_is_kept_across_starts(tmp_path: Path) -> None:
@@ -135,7 +146,7 @@ def test_no_sv2_listener_needs_no_key(tmp_path: Path) -> None:
     assert options.authority is None
     assert not (tmp_path / "data").exists()
     children = [child.name for child in makeService(options, MemoryReactor())]
-    assert children == ["store", "mining", "regtest-node", "node"]
+    assert children == ["store", "mining", "regtest-node", "node", "web"]
 
 
 def _write(tmp_path: Path, text: str) -> str:

@@ -229,7 +229,7 @@ async def test_the_daemon_mines_through_a_template_provider(tmp_path: Path):
     options = Options()
     options.parseOptions(["--config", str(config)])
     daemon = makeService(options, reactor)
-    assert [service.name for service in daemon] == ["store", "mining", "template-provider", "sv2-miners"]
+    assert [service.name for service in daemon] == ["store", "mining", "template-provider", "sv2-miners", "web"]
     daemon.privilegedStartService()
     daemon.startService()
     miners = MiningDeviceFactory(reactor, "dave", pause=0.05, nonces_per_slice=8)

@@ -1,0 +1,211 @@
+"""What the daemon saw since it started, from the event bus: the live half of the API.
+
+The store answers for history (and for every daemon sharing it); this answers for *this*
+process, with or without a store: shares accepted and rejected per worker and reason, a short
+hash-rate history in one-minute buckets, found blocks, upstream connections, handshake
+failures and when the last work arrived.  Everything is plain counting on the reactor thread;
+time comes from the injected clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from twisted.internet.interfaces import IReactorTime
+
+from sv2proxy.events import (
+    BlockMined,
+    BlockSubmitted,
+    BlockTemplateUpdated,
+    EventBus,
+    HandshakeFailed,
+    MiningJobCreated,
+    MiningPoolConnected,
+    MiningPoolDisconnected,
+    ShareSubmitted,
+)
+from sv2proxy.store.records import BlockRecord, hash_rate
+
+#: Width of the live hash-rate buckets, and how many are kept (an hour's worth).
+BUCKET = 60.0
+KEPT_BUCKETS = 60
+#: Found blocks remembered for the API when there is no store.
+KEPT_BLOCKS = 50
+
+
+class RateHistory:
+    """Accepted difficulty per :data:`BUCKET` seconds, the last :data:`KEPT_BUCKETS` of them."""
+
+    __slots__ = ("_buckets",)
+
+    def __init__(self) -> None:
+        self._buckets: deque[list[float]] = deque()  # [bucket start, difficulty sum]
+
+    def add(self, at: float, difficulty: float) -> None:
+        start = at - at % BUCKET
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == start:
+            buckets[-1][1] += difficulty
+            return
+        if buckets and buckets[-1][0] > start:
+            return  # the clock went back: not worth a reordering
+        buckets.append([start, difficulty])
+        while len(buckets) > KEPT_BUCKETS:
+            buckets.popleft()
+
+    def series(self, now: float, span: float, buckets: int) -> list[tuple[float, float]]:
+        """Like the store's ``hash_rate_history``: ``buckets`` slices of the last ``span`` s."""
+        width = span / buckets
+        start = now - span
+        sums = [0.0] * buckets
+        for bucket_start, difficulty in self._buckets:
+            # A live bucket is a minute: it goes to the slice holding its middle.
+            middle = bucket_start + BUCKET / 2
+            if start <= middle < now:
+                sums[min(int((middle - start) / width), buckets - 1)] += difficulty
+        return [(start + i * width, hash_rate(sums[i], width)) for i in range(buckets)]
+
+
+@dataclass(slots=True)
+class WorkerLive:
+    """One worker's shares since the daemon started."""
+
+    accepted: int = 0
+    difficulty: float = 0.0
+    rejected: dict[str, int] = field(default_factory=dict)
+    blocks: int = 0
+    last_share_at: float | None = None
+    history: RateHistory = field(default_factory=RateHistory)
+
+
+@dataclass(slots=True)
+class UpstreamLive:
+    """One upstream pool URL as this daemon last saw it."""
+
+    url: str
+    connected: bool = False
+    since: float | None = None
+    connects: int = 0
+    disconnects: int = 0
+    last_reason: str = ""
+
+
+class LiveState:
+    """Counts the bus's events; :meth:`start` subscribes, :meth:`stop` unsubscribes."""
+
+    def __init__(self, events: EventBus, clock: IReactorTime, upstream_urls: tuple[str, ...] = ()) -> None:
+        self.events = events
+        self.clock = clock
+        self.workers: dict[str, WorkerLive] = {}
+        self.pool_history = RateHistory()
+        self.accepted = 0
+        self.accepted_difficulty = 0.0
+        self.rejected: dict[str, int] = {}
+        self.blocks: deque[BlockRecord] = deque(maxlen=KEPT_BLOCKS)
+        self.blocks_found = 0
+        self.upstreams: dict[str, UpstreamLive] = {url: UpstreamLive(url) for url in upstream_urls}
+        self.handshake_failures: dict[str, int] = {}
+        self.last_work_at: float | None = None
+        self.template_height: int | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    def start(self) -> None:
+        subscribe = self.events.subscribe
+        self._unsubscribe = [
+            subscribe(ShareSubmitted, self._share),
+            subscribe(BlockMined, self._block_mined),
+            subscribe(BlockSubmitted, self._block_submitted),
+            subscribe(BlockTemplateUpdated, self._template),
+            subscribe(MiningJobCreated, self._job),
+            subscribe(MiningPoolConnected, self._connected),
+            subscribe(MiningPoolDisconnected, self._disconnected),
+            subscribe(HandshakeFailed, self._handshake_failed),
+        ]
+
+    def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+
+    def template_age(self, now: float) -> float | None:
+        """Seconds since the job source last gave new work (None: it never did)."""
+        return None if self.last_work_at is None else max(0.0, now - self.last_work_at)
+
+    # -- subscribers -----------------------------------------------------------------------
+
+    def _share(self, event: ShareSubmitted) -> None:
+        worker = self.workers.get(event.worker)
+        if worker is None:
+            worker = self.workers[event.worker] = WorkerLive()
+        now = self.clock.seconds()
+        worker.last_share_at = now
+        if event.accepted:
+            worker.accepted += 1
+            worker.difficulty += event.difficulty
+            worker.history.add(now, event.difficulty)
+            self.accepted += 1
+            self.accepted_difficulty += event.difficulty
+            self.pool_history.add(now, event.difficulty)
+        else:
+            reason = event.error_code or "rejected"
+            worker.rejected[reason] = worker.rejected.get(reason, 0) + 1
+            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def _block_mined(self, event: BlockMined) -> None:
+        if event.worker is None:
+            return  # a block of the network's, not ours
+        self.blocks_found += 1
+        worker = self.workers.get(event.worker)
+        if worker is not None:
+            worker.blocks += 1
+        self._remember(BlockRecord(event.block_hash, "found", self.clock.seconds(), event.worker, event.height))
+
+    def _block_submitted(self, event: BlockSubmitted) -> None:
+        status = "accepted" if event.accepted else "rejected"
+        found = next((b for b in self.blocks if b.hash == event.block_hash), None)
+        at = found.at if found is not None else self.clock.seconds()
+        worker = event.worker or (found.worker if found is not None else None)
+        # A node's answer may not repeat what the found record already knew (a TDP answer has no height).
+        height = event.height if event.height is not None or found is None else found.height
+        reward = event.reward if event.reward is not None or found is None else found.reward
+        self._remember(BlockRecord(event.block_hash, status, at, worker, height, reward, event.reason))
+
+    def _remember(self, block: BlockRecord) -> None:
+        kept = [b for b in self.blocks if b.hash != block.hash]
+        kept.append(block)
+        self.blocks = deque(kept, maxlen=KEPT_BLOCKS)
+
+    def _template(self, event: BlockTemplateUpdated) -> None:
+        self.last_work_at = self.clock.seconds()
+        height = getattr(event.template, "height", None)
+        if isinstance(height, int):
+            self.template_height = height
+
+    def _job(self, event: MiningJobCreated) -> None:
+        self.last_work_at = self.clock.seconds()
+
+    def _upstream(self, url: str) -> UpstreamLive:
+        upstream = self.upstreams.get(url)
+        if upstream is None:
+            upstream = self.upstreams[url] = UpstreamLive(url)
+        return upstream
+
+    def _connected(self, event: MiningPoolConnected) -> None:
+        upstream = self._upstream(event.url)
+        upstream.connected = True
+        upstream.since = self.clock.seconds()
+        upstream.connects += 1
+
+    def _disconnected(self, event: MiningPoolDisconnected) -> None:
+        upstream = self._upstream(event.url)
+        upstream.connected = False
+        upstream.since = self.clock.seconds()
+        upstream.disconnects += 1
+        upstream.last_reason = event.reason
+
+    def _handshake_failed(self, event: HandshakeFailed) -> None:
+        # The reason text names the peer's mistake; as a label it would grow without bound.
+        kind = "timeout" if event.reason == "timeout" else "invalid"
+        self.handshake_failures[kind] = self.handshake_failures.get(kind, 0) + 1

@@ -1,0 +1,351 @@
+"""The twisted.web resources: thin adapters from requests to :mod:`views` and :mod:`dashboard`.
+
+``/`` the dashboard, ``/metrics`` Prometheus, ``/api/v1/...`` JSON, ``/api/v1/events`` a
+Server-Sent Events stream of the bus's events.  With a token configured, every request must
+carry it: ``Authorization: Bearer TOKEN``, or the cookie the dashboard sets when a browser
+opens ``/?token=TOKEN`` once (browsers cannot add headers to a page load or an EventSource).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http import Request
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
+
+from sv2proxy.events import Event, StratumV2MessageReceived
+from sv2proxy.web.context import MAX_PAYOUT_WINDOW, WebContext
+from sv2proxy.web.dashboard import DashboardData, render_dashboard
+from sv2proxy.web.metrics import Metrics
+from sv2proxy.web.views import event_document
+
+log = Logger()
+
+TOKEN_COOKIE = b"sv2proxy_token"
+#: Seconds between keepalive comments on an event stream (proxies close idle connections).
+KEEPALIVE_INTERVAL = 15.0
+#: Events never streamed: raw miner frames are traffic, not news.
+UNSTREAMED = (StratumV2MessageReceived,)
+#: Dashboard chart spans a request may ask for (seconds), and the points each chart gets.
+MIN_SPAN, MAX_SPAN, DEFAULT_SPAN = 300, 7 * 86400, 3600
+CHART_BUCKETS = 60
+DEFAULT_PAYOUT_WINDOW = 10_000
+
+
+class HTTPError(Exception):
+    """An answer other than 200: its status and a message for the JSON body."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _json_bytes(document: object) -> bytes:
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+
+
+def _int_arg(request: Request, name: str, default: int, low: int, high: int) -> int:
+    values = (request.args or {}).get(name.encode())
+    if not values:
+        return default
+    try:
+        value = int(values[0])
+    except ValueError:
+        raise HTTPError(400, f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise HTTPError(400, f"{name} must be from {low} to {high}")
+    return value
+
+
+def _finish_error(request: Request, status: int, message: str) -> None:
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    request.write(_json_bytes({"error": message}))
+    request.finish()
+
+
+class AsyncResource(Resource):
+    """A leaf answering GET with ``produce(request)``'s bytes; errors become JSON."""
+
+    isLeaf = True
+    content_type = b"application/json"
+
+    def __init__(self, produce: Callable[[Request], Awaitable[bytes]]) -> None:
+        super().__init__()
+        self._produce = produce
+
+    def render_GET(self, request: Request) -> object:  # noqa: N802
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+        def done(body: bytes) -> None:
+            if gone:
+                return
+            request.setHeader(b"content-type", self.content_type)
+            request.setHeader(b"cache-control", b"no-store")
+            request.write(body)
+            request.finish()
+
+        def failed(failure: Failure) -> None:
+            if gone:
+                return
+            if failure.check(HTTPError):
+                _finish_error(request, failure.value.status, str(failure.value))
+                return
+            log.failure("the web API failed on {path}", failure, path=request.path)
+            _finish_error(request, 500, "internal error (see the daemon's log)")
+
+        Deferred.fromCoroutine(self._coroutine(request)).addCallbacks(done, failed)
+        return NOT_DONE_YET
+
+    async def _coroutine(self, request: Request) -> bytes:
+        return await self._produce(request)
+
+
+def json_resource(produce: Callable[[Request], Awaitable[object]]) -> AsyncResource:
+    async def body(request: Request) -> bytes:
+        return _json_bytes(await produce(request))
+
+    return AsyncResource(body)
+
+
+class NotFound(Resource):
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"application/json")
+        return _json_bytes({"error": "not found"})
+
+
+class Branch(Resource):
+    """A path segment with children (``/api``, ``/api/v1``): anything else under it is JSON 404."""
+
+    def getChild(self, path: bytes, request: Request) -> Resource:  # noqa: N802
+        return NotFound()
+
+    def render(self, request: Request) -> bytes:
+        return NotFound().render(request)
+
+
+class Unauthorized(Resource):
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        request.setResponseCode(401)
+        request.setHeader(b"www-authenticate", b'Bearer realm="sv2proxy"')
+        request.setHeader(b"content-type", b"application/json")
+        return _json_bytes({"error": "a bearer token is required (Authorization: Bearer TOKEN)"})
+
+
+@implementer(IPushProducer)
+class EventStream:
+    """One SSE client: the bus's events as ``event:``/``data:`` records, and keepalives.
+
+    While the client does not keep up (the transport pauses us), events are dropped and
+    counted rather than buffered without bound; the count is sent as a comment on resume.
+    """
+
+    def __init__(self, request: Request, context: WebContext, types: frozenset[str] | None, streams: set[Any]):
+        self.request = request
+        self.context = context
+        self.types = types
+        self.streams = streams
+        self.paused = False
+        self.dropped = 0
+        self._unsubscribe = context.live.events.subscribe(Event, self._event)
+        self._keepalive = LoopingCall(self._ping)
+        self._keepalive.clock = context.clock
+        self._finished = False
+
+    def start(self) -> None:
+        request = self.request
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"x-accel-buffering", b"no")  # nginx: do not buffer the stream
+        request.registerProducer(self, True)
+        request.write(b"retry: 3000\n: sv2proxy events\n\n")
+        self.streams.add(self)
+        self._keepalive.start(KEEPALIVE_INTERVAL, now=False)
+        request.notifyFinish().addBoth(self._gone)
+
+    def _event(self, event: Event) -> None:
+        if isinstance(event, UNSTREAMED) or self._finished:
+            return
+        name = type(event).__name__
+        if self.types is not None and name not in self.types:
+            return
+        if self.paused:
+            self.dropped += 1
+            return
+        data = json.dumps(event_document(event, self.context.now()), separators=(",", ":"), default=str)
+        self.request.write(f"event: {name}\ndata: {data}\n\n".encode())
+
+    def _ping(self) -> None:
+        self.request.write(b": keepalive\n\n")
+
+    def pauseProducing(self) -> None:  # noqa: N802
+        self.paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.paused = False
+        if self.dropped and not self._finished:
+            self.request.write(f": dropped {self.dropped} events (slow client)\n\n".encode())
+            self.dropped = 0
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self._gone(None)
+
+    def close(self) -> None:
+        """End the stream from our side (the daemon is stopping)."""
+        if not self._finished:
+            self._cleanup()
+            self.request.unregisterProducer()
+            self.request.finish()
+
+    def _gone(self, _: object) -> None:
+        if not self._finished:
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        self._finished = True
+        self._unsubscribe()
+        if self._keepalive.running:
+            self._keepalive.stop()
+        self.streams.discard(self)
+
+
+class EventsResource(Resource):
+    """``/api/v1/events[?types=ShareSubmitted,BlockMined]``: Server-Sent Events."""
+
+    isLeaf = True
+
+    def __init__(self, context: WebContext, streams: set[Any]) -> None:
+        super().__init__()
+        self.context = context
+        self.streams = streams
+
+    def render_GET(self, request: Request) -> object:  # noqa: N802
+        wanted = (request.args or {}).get(b"types")
+        types = None
+        if wanted:
+            types = frozenset(t.strip() for t in wanted[0].decode(errors="replace").split(",") if t.strip())
+        EventStream(request, self.context, types, self.streams).start()
+        return NOT_DONE_YET
+
+
+class WorkersResource(Resource):
+    """``/api/v1/workers`` and ``/api/v1/workers/NAME``."""
+
+    def __init__(self, context: WebContext) -> None:
+        super().__init__()
+        self.context = context
+
+    def getChild(self, path: bytes, request: Request) -> Resource:  # noqa: N802
+        if path == b"":
+            return json_resource(lambda _: self.context.workers())
+        name = path.decode(errors="replace")
+
+        async def one(_: Request) -> object:
+            found = await self.context.workers(name)
+            if not found:
+                raise HTTPError(404, f"no worker {name!r}")
+            return found[0]
+
+        return json_resource(one)
+
+    def render_GET(self, request: Request) -> object:  # noqa: N802
+        return json_resource(lambda _: self.context.workers()).render_GET(request)
+
+
+class Root(Resource):
+    """The site's root: token check, then the dashboard, /metrics and /api/v1."""
+
+    def __init__(self, context: WebContext, metrics: Metrics, token: str | None, streams: set[Any]) -> None:
+        super().__init__()
+        self.context = context
+        self.metrics = metrics
+        self.token = token.encode() if token is not None else None
+        api = Branch()
+        v1 = Branch()
+        api.putChild(b"v1", v1)
+        v1.putChild(b"status", json_resource(self._status))
+        v1.putChild(b"workers", WorkersResource(context))
+        v1.putChild(b"blocks", json_resource(lambda _: context.blocks()))
+        v1.putChild(b"upstreams", json_resource(lambda _: context.upstream_history()))
+        v1.putChild(b"payouts", json_resource(self._payouts))
+        v1.putChild(b"events", EventsResource(context, streams))
+        self._children = {b"api": api, b"metrics": self._metrics_resource(), b"": AsyncResource(self._dashboard)}
+        self._children[b""].content_type = b"text/html; charset=utf-8"
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> Resource:  # noqa: N802
+        if not self._authorized(request):
+            return Unauthorized()
+        return self._children.get(path) or NotFound()
+
+    def _authorized(self, request: Request) -> bool:
+        expected = self.token
+        if expected is None:
+            return True
+        header = request.getHeader(b"authorization") or b""
+        scheme, _, given = header.partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), expected):
+            return True
+        cookie = request.getCookie(TOKEN_COOKIE)
+        if cookie is not None and hmac.compare_digest(cookie, expected):
+            return True
+        query = (request.args or {}).get(b"token")
+        if query and hmac.compare_digest(query[0], expected):
+            # A browser opening /?token=...: the dashboard's refreshes and links use the cookie.
+            request.addCookie(TOKEN_COOKIE, expected, path=b"/", httpOnly=True, sameSite="strict")
+            return True
+        return False
+
+    def _metrics_resource(self) -> AsyncResource:
+        async def body(_: Request) -> bytes:
+            return self.metrics.render()
+
+        resource = AsyncResource(body)
+        resource.content_type = CONTENT_TYPE_LATEST.encode()
+        return resource
+
+    async def _status(self, _: Request) -> object:
+        return self.context.status()
+
+    async def _payouts(self, request: Request) -> object:
+        window = _int_arg(request, "window", DEFAULT_PAYOUT_WINDOW, 1, MAX_PAYOUT_WINDOW)
+        document = await self.context.payouts(window)
+        if document is None:
+            raise HTTPError(503, "no share store (store.url is null): no payouts to compute")
+        return document
+
+    async def _dashboard(self, request: Request) -> bytes:
+        context = self.context
+        span = _int_arg(request, "span", DEFAULT_SPAN, MIN_SPAN, MAX_SPAN)
+        workers = await context.workers()
+        blocks = await context.blocks()
+        pool = await context.hash_rate_history(span, CHART_BUCKETS)
+        busiest = [w["name"] for w in workers[:6]]
+        histories = [(name, await context.hash_rate_history(span, CHART_BUCKETS, name)) for name in busiest]
+        data = DashboardData(
+            status=context.status(),
+            workers=workers,
+            blocks=blocks,
+            pool_history=pool,
+            worker_histories=histories,
+            now=context.now(),
+            span=span,
+            notes=() if context.store is not None else ("No share store: charts show this process's last hour only.",),
+        )
+        return render_dashboard(data).encode()
