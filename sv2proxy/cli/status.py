@@ -1,7 +1,8 @@
 """``sv2proxy-status``: the daemon's state, read from its HTTP API, as plain text tables.
 
 A command-line client runs no reactor, so it asks with the standard library's blocking
-``urllib``; it only reads ``/api/v1/...``.  Tables go to stdout, errors to stderr in one line.
+``urllib``; it reads ``/api/v1/...``, and ``reconnect`` posts to ``/api/v1/reconnect``.
+Tables go to stdout, errors to stderr in one line.
 Exit status: 0 done, 1 the daemon could not be asked or refused, 2 bad usage (argparse).
 """
 
@@ -53,7 +54,22 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("upstreams", help="the upstream pools (proxy mode) and their state")
     payouts = commands.add_parser("payouts", help="the PPLNS split of the last N accepted shares")
     payouts.add_argument("--window", type=_positive, default=10_000, help="N, shares in the window (default 10000)")
+    reconnect = commands.add_parser(
+        "reconnect", help="ask every miner to reconnect: to this daemon again, or to --host/--port"
+    )
+    reconnect.add_argument("--host", default="", help="where miners should go (default: here)")
+    reconnect.add_argument("--port", type=_port, default=0, help="the port there (default: the same)")
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -66,12 +82,20 @@ def _positive(text: str) -> int:
     return value
 
 
-def fetch(base: str, path: str, token: str | None, query: Mapping[str, object] | None = None) -> Any:
-    """GET ``base`` + ``path`` and decode its JSON; every failure a :class:`StatusError`."""
+def fetch(
+    base: str, path: str, token: str | None, query: Mapping[str, object] | None = None, post: object = None
+) -> Any:
+    """GET (or POST ``post`` as JSON to) ``base`` + ``path`` and decode the JSON answer.
+
+    Every failure is a :class:`StatusError`.
+    """
     url = base.rstrip("/") + path
     if query:
         url += "?" + urllib.parse.urlencode(query)
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    if post is not None:
+        request.data = json.dumps(post).encode()
+        request.add_header("Content-Type", "application/json")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -228,6 +252,9 @@ def run(arguments: argparse.Namespace, out: TextIO) -> None:
         documents = fetch(base, "/api/v1/blocks", token)[: max(0, arguments.limit)]
     elif command == "payouts":
         documents = fetch(base, "/api/v1/payouts", token, {"window": arguments.window})
+    elif command == "reconnect":
+        target = {"host": arguments.host, "port": arguments.port}
+        documents = fetch(base, "/api/v1/reconnect", token, post=target)
     else:
         documents = fetch(base, f"/api/v1/{command}", token)
     if arguments.json:
@@ -239,6 +266,9 @@ def run(arguments: argparse.Namespace, out: TextIO) -> None:
         text = render_blocks(documents)
     elif command == "payouts":
         text = render_payouts(documents)
+    elif command == "reconnect":
+        where = f"{documents['host'] or 'this daemon'}, port {documents['port'] or 'the same'}"
+        text = f"asked {documents['miners']} miner connections to reconnect to {where}"
     else:
         now = fetch(base, "/api/v1/status", token)["time"]
         text = render_workers(documents, now) if command == "workers" else render_upstreams(documents, now)

@@ -312,6 +312,10 @@ class ChannelManager:
             if not reserved:
                 del self._reserved[owner]
 
+    def owners(self) -> list[Owner]:
+        """Every connection with at least one open channel, in the order they first opened one."""
+        return [owner for owner, channels in self._by_owner.items() if channels]
+
     def close_owner(self, owner: Owner) -> list[int]:
         """Close every channel of a connection that went away (and free its reservations); their ids."""
         for value in self._reserved.pop(owner, ()):

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from sv2proxy.bitcoin.address import Network, script_for_address
 from sv2proxy.bitcoin.hashing import display_hex
 from sv2proxy.bitcoin.target import target_to_difficulty
+from sv2proxy.codec.common import Reconnect
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
     CloseChannel,
@@ -490,6 +491,31 @@ class MiningService(Service):
             return
         self.manager.close(channel_id)
         self._deliver([(owner, CloseChannel(channel_id, reason))])
+
+    def reconnect_miners(self, host: str = "", port: int = 0) -> int:
+        """Ask every miner with a channel to move to ``host:port`` (empty/0: reconnect here).
+
+        The operator's move (maintenance, another daemon): the Reconnect message, or
+        ``client.reconnect`` for Stratum V1, goes once every share accepted so far is durable
+        and after the batched acknowledgements, so a miner that obeys at once has been told
+        of every share it is credited with.  Returns how many connections are told.
+        """
+        message = Reconnect(host, port)
+        owners = self.manager.owners()
+
+        def tell() -> None:
+            # Shares accepted since the request still wait for their own commit (held);
+            # their credit is safe either way, only a miner's count may miss them.
+            self._deliver(self._flush_all())
+            self._deliver([(owner, message) for owner in owners], hold=False)
+
+        self.when_durable(tell)
+        log.info(
+            "asked {count} miner connections to reconnect to {where}",
+            count=len(owners),
+            where=f"{host or 'this daemon'}:{port or 'same port'}",
+        )
+        return len(owners)
 
     def channel_hash_rate(self, channel_id: int) -> float:
         """H/s one channel does, as its shares say."""

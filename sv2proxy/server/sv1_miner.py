@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sv2proxy.bitcoin.target import MAX_TARGET, target_to_difficulty, target_to_u256, u256_to_target
+from sv2proxy.codec.common import Reconnect
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
     CloseChannel,
@@ -68,6 +69,7 @@ from sv2proxy.sv1 import (
     notify,
     parse_message,
     parse_request,
+    reconnect,
     result,
     set_difficulty,
     set_extranonce,
@@ -382,8 +384,21 @@ class Sv1MinerProtocol(Protocol):
             self._new_extranonce(message.extranonce_prefix)
         elif isinstance(message, CloseChannel):
             self._send_away(f"the pool closed the channel ({message.reason_code})")
+        elif isinstance(message, Reconnect):
+            self._reconnect(message)
         else:
             log.debug("nothing to tell a Stratum V1 miner about {message}", message=type(message).__name__)
+
+    def _reconnect(self, message: Reconnect) -> None:
+        """The operator moves miners: ``client.reconnect`` with a host and port always named.
+
+        Firmware differs on an empty host or a zero port (some take them literally), so "here"
+        is spelled out as the address this miner connected to.
+        """
+        here = self.transport.getHost()
+        host = message.new_host or getattr(here, "host", "")
+        port = message.new_port or getattr(here, "port", 0)
+        self._write(reconnect(host, port))
 
     def _opened(self, success: OpenExtendedMiningChannelSuccess) -> None:
         self.channel_id = success.channel_id

@@ -22,7 +22,7 @@ from twisted.logger import Logger
 
 from sv2proxy.bitcoin.hashing import merkle_root_from_path
 from sv2proxy.bitcoin.target import MAX_TARGET, target_from_nbits, target_to_u256
-from sv2proxy.codec.common import SetupConnection, SetupConnectionError, SetupConnectionSuccess
+from sv2proxy.codec.common import Reconnect, SetupConnection, SetupConnectionError, SetupConnectionSuccess
 from sv2proxy.codec.constants import REQUIRES_VERSION_ROLLING
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
@@ -58,6 +58,7 @@ class DeviceStats:
     rejections: list[str] = field(default_factory=list)
     blocks: list[bytes] = field(default_factory=list, repr=False)  # hashes of shares that met nbits
     jobs: int = 0
+    reconnects: list[tuple[str, int]] = field(default_factory=list)  # Reconnect (host, port) received
 
     def __repr__(self) -> str:
         return (
@@ -130,6 +131,12 @@ class MiningDevice(FramedProtocol):
         elif isinstance(message, SubmitSharesError):
             self.stats.rejections.append(message.error_code)
             self.factory.changed(self)
+        elif isinstance(message, Reconnect):
+            # As a device does: stop, hang up, and leave the reconnecting to whoever drives it.
+            self.stats.reconnects.append((message.new_host, message.new_port))
+            self._mining = False
+            self.factory.changed(self)
+            self.transport.loseConnection()
 
     def connectionLost(self, reason: object = None) -> None:  # noqa: N802
         self._mining = False

@@ -34,6 +34,8 @@ class MiningView(Protocol):
 
     def total_hash_rate(self) -> float: ...
 
+    def reconnect_miners(self, host: str = "", port: int = 0) -> int: ...
+
 
 class OwnerView(Protocol):
     """The channel manager's answer to who owns a channel (for counting connections)."""

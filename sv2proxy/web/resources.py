@@ -245,6 +245,56 @@ class EventsResource(Resource):
         return NOT_DONE_YET
 
 
+#: The longest host a Reconnect can carry (STR0_255).
+MAX_HOST_BYTES = 255
+
+
+class ReconnectResource(Resource):
+    """``POST /api/v1/reconnect`` with ``{"host": H, "port": P}`` (both optional: "come back here").
+
+    Every miner with a channel is asked to move (Stratum V2 Reconnect, V1 ``client.reconnect``).
+    The body must be ``application/json``: a page on another site cannot send that without a
+    CORS preflight, which this server never grants, so a browser cannot be made to move miners.
+    """
+
+    isLeaf = True
+
+    def __init__(self, context: WebContext) -> None:
+        super().__init__()
+        self.context = context
+
+    def render_POST(self, request: Request) -> bytes:  # noqa: N802
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        try:
+            host, port = self._target(request)
+        except HTTPError as refused:
+            request.setResponseCode(refused.status)
+            return _json_bytes({"error": str(refused)})
+        told = self.context.mining.reconnect_miners(host, port)
+        return _json_bytes({"miners": told, "host": host, "port": port})
+
+    @staticmethod
+    def _target(request: Request) -> tuple[str, int]:
+        kind = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+        if kind != b"application/json":
+            raise HTTPError(415, "send the body as application/json")
+        body = request.content.read() if request.content is not None else b""
+        try:
+            document = json.loads(body or b"{}")
+        except ValueError:
+            raise HTTPError(400, "the body is not JSON") from None
+        if not isinstance(document, dict) or set(document) - {"host", "port"}:
+            raise HTTPError(400, 'expected {"host": "HOST", "port": PORT}, both optional')
+        host = document.get("host") or ""
+        port = document.get("port") or 0
+        if not isinstance(host, str) or len(host.encode()) > MAX_HOST_BYTES:
+            raise HTTPError(400, f"host must be text of at most {MAX_HOST_BYTES} bytes")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 0xFFFF:
+            raise HTTPError(400, "port must be a whole number from 0 to 65535")
+        return host, port
+
+
 class WorkersResource(Resource):
     """``/api/v1/workers`` and ``/api/v1/workers/NAME``."""
 
@@ -286,6 +336,7 @@ class Root(Resource):
         v1.putChild(b"upstreams", json_resource(lambda _: context.upstream_history()))
         v1.putChild(b"payouts", json_resource(self._payouts))
         v1.putChild(b"events", EventsResource(context, streams))
+        v1.putChild(b"reconnect", ReconnectResource(context))
         self._children = {b"api": api, b"metrics": self._metrics_resource(), b"": AsyncResource(self._dashboard)}
         self._children[b""].content_type = b"text/html; charset=utf-8"
 

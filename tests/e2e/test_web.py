@@ -147,6 +147,26 @@ async def test_an_operator_sees_miners_shares_and_blocks(tmp_path: Path):
         code = await deferToThread(status_cli.main, ["--url", base])  # no token: one line, exit 1
         assert code == status_cli.EXIT_FAILURE
 
+        # The operator moves the miners: a form post from another site cannot (not JSON) ...
+        forged = await treq.post(
+            base + "/api/v1/reconnect",
+            data=b"host=evil.example",
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert forged.code == 415
+        await forged.content()
+        assert miners.device.stats.reconnects == []
+        # ... sv2proxy-status can, and the device is told where to go and hangs up.
+        out = io.StringIO()
+        arguments = status_cli._parser().parse_args(
+            ["--url", base, "--token", TOKEN, "reconnect", "--host", "backup.example", "--port", "3334"]
+        )
+        await deferToThread(status_cli.run, arguments, out)
+        assert out.getvalue() == "asked 1 miner connections to reconnect to backup.example, port 3334\n"
+        device = miners.device
+        await until(lambda: device.stats.reconnects == [("backup.example", 3334)])
+        await until(lambda: not daemon.getServiceNamed("mining").miner_channels())
+
     finally:
         await stop(miners, daemon)
         await node.stop()

@@ -8,6 +8,7 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from sv2proxy.codec.common import Reconnect
 from sv2proxy.codec.mining import (
     NewExtendedMiningJob,
     OpenExtendedMiningChannel,
@@ -185,3 +186,35 @@ def test_a_v1_true_waits_for_durability_and_errors_do_not(mining, ledger):
     ledger.commit()
     assert miner.received() == [{"id": accepted, "result": True, "error": None}]
     assert ledger.shares[0][0] == "alice.rig" and ledger.rejected == [("alice.rig", "duplicate-share")]
+
+
+def test_an_operators_reconnect_follows_every_durable_acknowledgement(mining, ledger):
+    protocol, transport, channel_id, job_id = _open(mining)
+    (nonce,) = _shares(mining, channel_id, job_id, 1)
+    _submit(protocol, channel_id, 0, job_id, nonce)
+    v1 = Miner(mining)
+    v1.handshake()
+    v1.transport.clear()
+    assert mining.reconnect_miners("backup.example", 3334) == 2
+    assert sent(transport) == []  # the share is not durable: its Success, then the Reconnect
+    ledger.commit()
+    ack, reconnect = sent(transport)
+    assert isinstance(ack, SubmitSharesSuccess) and ack.new_submits_accepted_count == 1
+    assert reconnect == Reconnect("backup.example", 3334)
+    (line,) = v1.received()
+    assert line == {"id": None, "method": "client.reconnect", "params": ["backup.example", 3334, 0]}
+
+
+def test_a_v1_miner_told_to_come_back_gets_the_address_it_connected_to(mining):
+    v1 = Miner(mining)
+    v1.handshake()
+    v1.transport.clear()
+    here = v1.transport.getHost()
+    mining.reconnect_miners()
+    (line,) = v1.received()
+    assert line["method"] == "client.reconnect" and line["params"] == [here.host, here.port, 0]
+
+
+def test_connections_without_a_channel_are_not_counted(mining):
+    set_up(mining)  # set up, no channel
+    assert mining.reconnect_miners() == 0
