@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from sv2proxy.errors import ConfigError
+from sv2proxy.merge_mining.slot import plan_tree
 from sv2proxy.noise.keys import decode_authority_public_key
 
 T = TypeVar("T")
@@ -1129,6 +1130,11 @@ def _check_merge_mining(config: Config, values: Mapping[str, _Value]) -> None:
             f"{where}: merge mining takes templates from node.rpc_url; it is not supported with"
             " node.template_provider yet"
         )
+    ids = [chain.chain_id for chain in chains]
+    try:
+        plan_tree(ids)
+    except ValueError as e:
+        raise ConfigError(f"{where}: chain ids {ids} cannot share one aux merkle tree: {e}") from None
     tag = config.coinbase.pool_tag.encode()
     if b"\xfa\xbemm" in tag:
         raise ConfigError(

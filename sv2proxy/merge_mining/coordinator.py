@@ -34,6 +34,7 @@ from sv2proxy.bitcoin.serialize import BlockHeader
 from sv2proxy.bitcoin.target import MAX_TARGET, target_to_u256, u256_to_target
 from sv2proxy.events import EventBus, MergeMiningReward
 from sv2proxy.merge_mining.rpc import AuxChainRPC
+from sv2proxy.merge_mining.slot import MAX_TREE_HEIGHT, plan_tree
 from sv2proxy.merge_mining.verify import AuxPowInvalid, check_auxpow
 from sv2proxy.merge_mining.work import AuxBlock, AuxWork
 from sv2proxy.template.rpc import NodeError
@@ -132,6 +133,16 @@ class MergeMiningCoordinator(Service):
             c.client is not None and c.client.chain_id == client.chain_id for c in self._chains.values()
         ):
             raise ValueError(f"aux chain {name}: chain id {client.chain_id} is already taken")
+        if client is not None:
+            ids = [c.client.chain_id for c in self._chains.values() if c.client is not None]
+            try:
+                plan_tree([*ids, client.chain_id])
+            except ValueError:
+                # Ids agreeing modulo 2**30 want one slot in every tree an aux chain accepts.
+                raise ValueError(
+                    f"aux chain {name}: chain id {client.chain_id} takes the same merged-mining slot as"
+                    f" chain ids {ids} in every tree of up to 2**{MAX_TREE_HEIGHT} leaves"
+                ) from None
         self._chains[name] = _Chain(name, u256_to_target(target_hash), client)
         if client is None:
             self._chains[name].reason = "no RPC client: nothing to mine"

@@ -31,9 +31,11 @@ from sv2proxy.events import (
     BlockMined,
     BlockTemplateUpdated,
     Event,
+    EventBus,
     MiningDifficultyChanged,
     StratumV2MessageReceived,
 )
+from sv2proxy.merge_mining.coordinator import MergeMiningCoordinator, merge_mining_service
 from sv2proxy.pool.api import StratumV2Pool
 from sv2proxy.server.mining import pool_settings
 from sv2proxy.server.setup import negotiate_mining_setup
@@ -57,10 +59,22 @@ class StratumV2Server:
             factory = JobFactory(payout, config.coinbase.pool_tag.encode(), config.mining.extranonce_size)
         self.pool = StratumV2Pool(node_api, reactor, settings=pool_settings(config.mining), job_factory=factory)
         self.template_generator = BlockTemplateGenerator(node_api)
-        #: Merge mining is not part of this version; the attribute is where it will live.
-        self.merge_mining = None
+        #: The aux chains of ``config.merge_mining`` (none configured: an empty coordinator to
+        #: which :meth:`~MergeMiningCoordinator.add_secondary_chain` adds them).
+        self.merge_mining = self._merge_mining(config, node_api, reactor)
         self._setups: dict[str, SetupConnection] = {}
         self._pending: dict[str, list[Any]] = {}
+
+    @staticmethod
+    def _merge_mining(config: Config, node_api: Any, reactor: Any) -> MergeMiningCoordinator:
+        if not config.merge_mining.chains:
+            return MergeMiningCoordinator(node_api, clock=reactor)
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        events = getattr(node_api, "events", None) or EventBus()
+        return merge_mining_service(config.merge_mining, reactor, events)
 
     def handle_event(self, event: Event) -> Deferred[None]:
         """React to a node event: new templates become jobs, raw frames are answered."""

@@ -158,3 +158,15 @@ async def test_a_difficulty_event_reaches_the_peer_with_its_next_reply():
     assert second == SubmitSharesError(99, 1, "invalid-channel-id")
     with pytest.raises(ValueError):
         await server.handle_event(MiningDifficultyChanged(difficulty=0.0))
+
+
+def test_the_server_owns_a_merge_mining_coordinator():
+    from twisted.internet.task import Clock
+
+    from sv2proxy.merge_mining import MergeMiningCoordinator
+
+    server = StratumV2Server(regtest_config(), StaticNode(), Clock())
+    coordinator = server.merge_mining
+    assert isinstance(coordinator, MergeMiningCoordinator) and coordinator.get_secondary_chains() == []
+    coordinator.add_secondary_chain("namecoin", b"\xff" * 32)
+    assert [chain.name for chain in coordinator.get_secondary_chains()] == ["namecoin"]

@@ -62,3 +62,19 @@ def test_mistakes(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match="merge_mining.chains") as caught:
         _load(tmp_path, text)
     assert message in str(caught.value)
+
+
+def test_chain_ids_no_tree_can_part_are_a_config_error(tmp_path) -> None:
+    from sv2proxy.config import load_config
+    from sv2proxy.errors import ConfigError
+
+    chain = "    rpc_url: http://127.0.0.1:{port}/\n    payout_address: x\n    chain_id: {cid}\n"
+    file = tmp_path / "mm.yaml"
+    file.write_text(
+        "coinbase:\n  payout: bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080\nnode:\n  chain: regtest\n"
+        "merge_mining:\n  chains:\n"
+        "  - name: one\n" + chain.format(port=1, cid=1) + "  - name: two\n" + chain.format(port=2, cid=1 + 2**31)
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(file)
+    assert "merge_mining.chains" in str(caught.value) and "cannot share one aux merkle tree" in str(caught.value)

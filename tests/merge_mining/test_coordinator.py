@@ -195,3 +195,14 @@ def test_seed_api_registration() -> None:
     coordinator.add_secondary_chain("a", target_to_u256(1), client=peer.client)
     with pytest.raises(ValueError, match="chain id 5"):
         coordinator.add_secondary_chain("b", target_to_u256(1), client=Peer(Clock(), 5).client)
+
+
+def test_chain_ids_that_no_tree_can_part_are_refused_at_registration() -> None:
+    # Ids agreeing modulo 2**30 collide in every tree Namecoin allows (branch <= 30): the
+    # second chain can never share a commitment with the first.  Accepted, it would make every
+    # later rebuild fail and freeze the commitment on the first chain's stale block.
+    coordinator = MergeMiningCoordinator(clock=Clock())
+    coordinator.add_secondary_chain("a", target_to_u256(1), client=Peer(Clock(), 1).client)
+    with pytest.raises(ValueError, match="chain id"):
+        coordinator.add_secondary_chain("b", target_to_u256(1), client=Peer(Clock(), 1 + (1 << 31)).client)
+    assert [c.name for c in coordinator.get_secondary_chains()] == ["a"]

@@ -64,3 +64,37 @@ def test_bad_trees(size: int, leaves: dict[int, bytes], message: str) -> None:
 def test_branch_of_a_slot_outside() -> None:
     with pytest.raises(ValueError, match="outside"):
         AuxMerkleTree(2, {0: A}).branch(2)
+
+
+def test_a_huge_sparse_tree_costs_hashes_per_chain_not_per_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Chain ids agreeing in their low k bits need a tree of 2**(k+1) leaves (see slot.py); a
+    # tree built leaf by leaf would block the reactor for minutes and take gigabytes.  Only
+    # the paths of the filled slots need hashing: the rest are the hashes of empty subtrees.
+    import sv2proxy.merge_mining.tree as tree_module
+
+    calls = 0
+    real = tree_module._sha256d  # noqa: SLF001
+
+    def counting(data: bytes) -> bytes:
+        nonlocal calls
+        calls += 1
+        return real(data)
+
+    monkeypatch.setattr(tree_module, "_sha256d", counting)
+    size = 1 << 21
+    leaves = {3: A, size - 2: B}
+    tree = AuxMerkleTree(size, leaves)
+    assert calls <= 4 * 21
+    for slot, leaf in leaves.items():
+        branch = tree.branch(slot)
+        assert len(branch) == 21 and root_from_branch(leaf, branch, slot) == tree.root
+
+
+def test_the_sparse_tree_matches_a_full_one() -> None:
+    # Against a straightforward full tree (every leaf hashed, empty ones as zeros).
+    size = 16
+    leaves = {1: A, 6: B, 15: sha256d(b"c")}
+    level = [leaves.get(i, ZERO) for i in range(size)]
+    while len(level) > 1:
+        level = [sha256d(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
+    assert AuxMerkleTree(size, leaves).root == level[0]

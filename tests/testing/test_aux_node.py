@@ -107,3 +107,44 @@ def test_misbehaving(peer: Peer) -> None:
     peer.node.misbehave = "garbage"
     with pytest.raises(ValueError):
         parse_aux_block("nmc", 7, peer.call("createauxblock", PAYOUT))
+
+
+def _namecoin_style_auxpow(display_hash: str, target: int) -> str:
+    """A proof made the way Namecoin's own functional tests make one (test_framework/auxpow.py),
+    with none of our proof code: a one-input, no-output coinbase whose script is the header,
+    the hash as printed, size 1 and nonce 0; a version-1 parent whose only transaction it is."""
+    script = b"\xfa\xbemm" + bytes.fromhex(display_hash) + (1).to_bytes(4, "little") + bytes(4)
+    tx = (
+        (1).to_bytes(4, "little")
+        + b"\x01"
+        + bytes(32)
+        + b"\xff" * 4
+        + bytes([len(script)])
+        + script
+        + b"\xff" * 4
+        + b"\x00"  # no outputs
+        + bytes(4)
+    )
+    for nonce in range(1 << 16):
+        header = (1).to_bytes(4, "little") + bytes(32) + sha256d(tx) + bytes(8) + nonce.to_bytes(4, "little")
+        if int.from_bytes(sha256d(header), "little") <= target:
+            break
+    # hashBlock (the parent's hash, as Namecoin's tests still write it), empty coinbase branch
+    # at index 0, empty chain branch at index 0, the parent header.
+    auxpow = tx + sha256d(header) + b"\x00" + bytes(4) + b"\x00" + bytes(4) + header
+    return auxpow.hex()
+
+
+def test_a_proof_made_as_namecoin_makes_one_is_accepted(peer: Peer) -> None:
+    answer = peer.call("createauxblock", PAYOUT)
+    target = int.from_bytes(bytes.fromhex(answer["_target"]), "little")  # as Namecoin's tests read it
+    assert peer.call("submitauxblock", answer["hash"], _namecoin_style_auxpow(answer["hash"], target)) is True
+    assert peer.node.height == 1 and peer.node.rejected == []
+
+
+def test_the_root_in_internal_byte_order_is_refused(peer: Peer) -> None:
+    # The commitment carries the root reversed (display order); the raw order is not found.
+    answer = peer.call("createauxblock", PAYOUT)
+    raw_order = bytes.fromhex(answer["hash"])[::-1].hex()
+    assert peer.call("submitauxblock", answer["hash"], _namecoin_style_auxpow(raw_order, 1 << 255)) is False
+    assert "not in the parent coinbase" in peer.node.rejected[0][1]
