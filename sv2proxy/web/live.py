@@ -61,10 +61,19 @@ class RateHistory:
         start = now - span
         sums = [0.0] * buckets
         for bucket_start, difficulty in self._buckets:
-            # A live bucket is a minute: it goes to the slice holding its middle.
-            middle = bucket_start + BUCKET / 2
-            if start <= middle < now:
-                sums[min(int((middle - start) / width), buckets - 1)] += difficulty
+            # A live bucket is a minute of shares (the current one only up to now): spread it
+            # over the slices it overlaps, so slices narrower than a minute show no spikes.
+            bucket_end = min(bucket_start + BUCKET, now)
+            length = bucket_end - bucket_start
+            if length <= 0 or bucket_end <= start:
+                continue
+            first = max(0, int((bucket_start - start) // width))
+            last = min(buckets - 1, int((bucket_end - start) // width))
+            for i in range(first, last + 1):
+                low, high = start + i * width, start + (i + 1) * width
+                overlap = min(high, bucket_end) - max(low, bucket_start)
+                if overlap > 0:
+                    sums[i] += difficulty * overlap / length
         return [(start + i * width, hash_rate(sums[i], width)) for i in range(buckets)]
 
 
@@ -112,6 +121,8 @@ class LiveState:
         self._unsubscribe: list[Callable[[], None]] = []
 
     def start(self) -> None:
+        if self._unsubscribe:
+            return  # already counting: a second subscription would count every event twice
         subscribe = self.events.subscribe
         self._unsubscribe = [
             subscribe(ShareSubmitted, self._share),

@@ -123,16 +123,18 @@ def test_a_rate_history_keeps_an_hour() -> None:
     assert rates == pytest.approx([0.0] * 5 + [float(m + 1) for m in range(5, KEPT_BUCKETS + 5)])
 
 
-def test_series_slices_end_now_and_place_a_minute_by_its_middle() -> None:
+def test_series_slices_end_now_and_spread_a_minute_over_the_slices_it_overlaps() -> None:
     history = RateHistory()
-    history.add(T0, 6.0)  # the minute T0..T0+60, middle T0+30
-    # Slices of 20 s from T0 to T0+60: the minute lands in the one holding T0+30.
+    history.add(T0, 6.0)  # the minute T0..T0+60
+    # Slices of 20 s from T0 to T0+60: a third of the minute's difficulty in each, no spikes.
     series = history.series(T0 + 60, 60, 3)
     assert [at for at, _ in series] == [T0, T0 + 20, T0 + 40]
-    assert [rate for _, rate in series] == [0.0, 6.0 * HASHES_PER_DIFFICULTY / 20, 0.0]
-    # The current minute counts only once its middle has passed.
-    assert history.series(T0 + 29, 60, 1) == [(T0 - 31, 0.0)]
-    assert history.series(T0 + 31, 60, 1) == [(T0 - 29, 6.0 * HASHES_PER_DIFFICULTY / 60)]
+    assert [rate for _, rate in series] == pytest.approx([2.0 * HASHES_PER_DIFFICULTY / 20] * 3)
+    # The current minute counts up to now: all 6 so far fell within [T0, T0+30).
+    ((at, rate),) = history.series(T0 + 30, 60, 1)
+    assert at == T0 - 30 and rate == pytest.approx(6.0 * HASHES_PER_DIFFICULTY / 60)
+    half = history.series(T0 + 30, 30, 2)  # 15 s slices: evenly over the half minute
+    assert [rate for _, rate in half] == pytest.approx([3.0 * HASHES_PER_DIFFICULTY / 15] * 2)
     # A minute older than the span is left out.
     assert history.series(T0 + 200, 60, 1) == [(T0 + 140, 0.0)]
 
@@ -251,3 +253,12 @@ def test_template_age_follows_templates_and_jobs(live: LiveState, bus: EventBus,
     assert live.template_height == 840_000
     # A clock that went back never gives a negative age.
     assert live.template_age(clock.seconds() - 30) == 0.0
+
+
+def test_starting_twice_counts_once_and_stop_ends_counting(live: LiveState, bus: EventBus) -> None:
+    live.start()
+    bus.publish(share("alice"))
+    assert live.accepted == 1
+    live.stop()
+    bus.publish(share("alice"))
+    assert live.accepted == 1
