@@ -97,6 +97,7 @@ class NoiseProtocol(ProtocolWrapper):
         self._outbound = bytearray()
         self._deadline: IDelayedCall | None = None
         self._wrapped_connected = False
+        self._decrypted_any = False
 
     # -- the transport side (Twisted calls these) ---------------------------
 
@@ -128,8 +129,14 @@ class NoiseProtocol(ProtocolWrapper):
         try:
             frames = session.feed(data)
         except ProtocolError as e:
+            if not self._decrypted_any:
+                # Act 1 is any 64 bytes, so a peer without our keys (a Stratum V1 miner on a V2
+                # port, a client that refused our certificate) shows here: a failed handshake.
+                self._publish_failure(f"first frame undecryptable: {e}")
             self._fail("cannot decrypt", e)
             return
+        if frames:
+            self._decrypted_any = True
         self._deliver(frames)
 
     def connectionLost(self, reason: Failure) -> None:  # noqa: N802

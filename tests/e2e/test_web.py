@@ -15,6 +15,8 @@ import pytest_twisted
 import treq
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.threads import deferToThread
 
 from sv2proxy.cli import status as status_cli
@@ -73,6 +75,13 @@ async def test_an_operator_sees_miners_shares_and_blocks(tmp_path: Path):
             assert refused.code == 401
             await refused.content()
 
+        # A Stratum V1 miner pointed at the V2 port: a failed handshake, counted for /metrics.
+        v1_line = b'{"id": 1, "method": "mining.subscribe", "params": ["cgminer/4.12", null, "x", "y"]}\n'
+        sv2_port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
+        stray = await TCP4ClientEndpoint(reactor, "127.0.0.1", sv2_port).connect(Factory.forProtocol(Protocol))
+        stray.transport.write(v1_line * 2)
+        await until(lambda: daemon.getServiceNamed("web").context.live.handshake_failures.get("invalid") == 1)
+
         # Status reflects connections before the first share (FIELD-NOTES).
         before = await get_json(base + "/api/v1/status")
         assert before["mode"] == "pool" and before["connections"] == 0
@@ -129,6 +138,8 @@ async def test_an_operator_sees_miners_shares_and_blocks(tmp_path: Path):
         assert families["sv2proxy_new_block_to_jobs_seconds"].samples  # a histogram, observed per tip
         tips = [s for s in families["sv2proxy_new_block_to_jobs_seconds"].samples if s.name.endswith("_count")]
         assert tips[0].value >= 1
+        failures = {s.labels["kind"]: s.value for s in families["sv2proxy_noise_handshake_failures"].samples}
+        assert failures == {"invalid": 1, "timeout": 0}
 
         page = await treq.get(base + "/", headers={"Authorization": f"Bearer {TOKEN}"})
         html = await page.text()

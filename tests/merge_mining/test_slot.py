@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from sv2proxy.merge_mining.slot import MAX_TREE_HEIGHT, NONCES_PER_SIZE, expected_slot, plan_tree
@@ -67,6 +67,9 @@ def test_ids_of_one_parity_never_part_in_a_tree_of_two() -> None:
 
 @given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=8, unique=True))
 def test_plan_is_collision_free_and_smallest(ids: list[int]) -> None:
+    # Ids equal modulo the largest tree share a slot in every tree (the slot function adds the
+    # id before a multiplication by an odd number): those are refused, tested below.
+    assume(len({cid % (1 << MAX_TREE_HEIGHT) for cid in ids}) == len(ids))
     layout = plan_tree(ids)
     slots = [layout.slot_of(cid) for cid in ids]
     assert len(set(slots)) == len(ids)
@@ -80,6 +83,13 @@ def test_plan_is_collision_free_and_smallest(ids: list[int]) -> None:
     # And at the chosen size no earlier nonce would have done.
     for nonce in range(layout.nonce):
         assert len({expected_slot(nonce, cid, layout.size) for cid in ids}) < len(ids)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 2**32 // (1 << MAX_TREE_HEIGHT) - 1))
+def test_ids_equal_modulo_the_largest_tree_are_refused(cid: int, multiple: int) -> None:
+    other = (cid + multiple * (1 << MAX_TREE_HEIGHT)) % 2**32
+    with pytest.raises(ValueError):
+        plan_tree([cid, other])
 
 
 def test_duplicate_chain_ids_always_collide_and_are_refused() -> None:
