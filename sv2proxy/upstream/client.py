@@ -15,6 +15,10 @@ both, :class:`~sv2proxy.upstream.link.UpstreamLink`).  A
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+from typing import Protocol as TypingProtocol
+
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
@@ -45,19 +49,35 @@ __all__ = [
     "UPSTREAM_MAX_PAYLOAD",
     "ProxiedMining",
     "UpstreamListener",
+    "Sv2UpstreamProtocol",
     "UpstreamProtocol",
 ]
 
 
-class UpstreamProtocol(UpstreamLink, FramedProtocol):
-    """One connection to a Stratum V2 pool, above Noise (or on plain TCP where that was allowed)."""
+class SessionSource(TypingProtocol):
+    """What a Stratum V2 upstream protocol drives: a sans-IO session of either mode."""
+
+    def start(self) -> list[Message]: ...
+
+    def receive(self, message: Message) -> list[Any]: ...
+
+    def submit(self, share: AcceptedShare, now: float) -> list[Message]: ...
+
+
+class Sv2UpstreamProtocol(UpstreamLink, FramedProtocol):
+    """What both Stratum V2 upstream modes do alike: feed the session, forward shares.
+
+    ``execute`` (the session's actions) and ``update_channel`` are each mode's own.
+    """
 
     max_payload = UPSTREAM_MAX_PAYLOAD
-    session: UpstreamSession
+    session: SessionSource
+    #: Carries out the session's actions, in order: each mode's own.
+    execute: Callable[[list[Any]], None]
 
     def __init__(
         self,
-        session: UpstreamSession,
+        session: SessionSource,
         mining: ProxiedMining,
         clock: IReactorTime,
         listener: UpstreamListener,
@@ -95,6 +115,12 @@ class UpstreamProtocol(UpstreamLink, FramedProtocol):
             if share.is_block:
                 self._block_forwarded(share)
         return True
+
+
+class UpstreamProtocol(Sv2UpstreamProtocol):
+    """One connection to a Stratum V2 pool, above Noise (or on plain TCP where that was allowed)."""
+
+    session: UpstreamSession
 
     def update_channel(self, hash_rate: float) -> None:
         """Tell the pool the aggregate hash rate of the local miners."""

@@ -14,26 +14,14 @@ from __future__ import annotations
 
 from typing import Protocol as TypingProtocol
 
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from sv2proxy.bitcoin.target import target_to_difficulty
-from sv2proxy.codec.message import Message
 from sv2proxy.errors import MiningJobError
-from sv2proxy.link.framed import FramedProtocol
 from sv2proxy.pool.channel import Channel
 from sv2proxy.pool.jobs import PrevHash, Work
-from sv2proxy.server.mining import AcceptedShare
-from sv2proxy.upstream.client import UPSTREAM_MAX_PAYLOAD
-from sv2proxy.upstream.link import (
-    DEFAULT_OPEN_TIMEOUT,
-    DEFAULT_STALL_TIMEOUT,
-    ProxiedMining,
-    UpstreamLink,
-    UpstreamListener,
-)
+from sv2proxy.upstream.client import Sv2UpstreamProtocol
+from sv2proxy.upstream.link import ProxiedMining
 from sv2proxy.upstream.miner_channels import ConnectionReady, ForMiner, MinerAction, MinerChannelClosed, MinerChannels
 from sv2proxy.upstream.session import ChannelOpened, ExtranoncePrefixChanged, NewPrevHash, NewWork, SendMessage
 
@@ -54,52 +42,11 @@ class PerMinerMining(ProxiedMining, TypingProtocol):
     def channel_hash_rate(self, channel_id: int) -> float: ...
 
 
-class PerMinerProtocol(UpstreamLink, FramedProtocol):
+class PerMinerProtocol(Sv2UpstreamProtocol):
     """One connection to a Stratum V2 pool with one upstream channel per local channel."""
 
-    max_payload = UPSTREAM_MAX_PAYLOAD
     session: MinerChannels
     mining: PerMinerMining
-
-    def __init__(
-        self,
-        channels: MinerChannels,
-        mining: PerMinerMining,
-        clock: IReactorTime,
-        listener: UpstreamListener,
-        where: str,
-        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
-        open_timeout: float = DEFAULT_OPEN_TIMEOUT,
-    ) -> None:
-        super().__init__(mining, clock, listener, where, stall_timeout, open_timeout)
-        self.session = channels
-
-    # -- Twisted's side --------------------------------------------------------------------
-
-    def connectionMade(self) -> None:  # noqa: N802
-        self._link_up()
-        for message in self.session.start():
-            self.sendMessage(message)
-
-    def messageReceived(self, message: Message) -> None:  # noqa: N802
-        self._heard()
-        self.execute(self.session.receive(message))
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
-        self._link_lost(reason.getErrorMessage())
-
-    # -- from the service ------------------------------------------------------------------
-
-    def forward_share(self, share: AcceptedShare) -> bool:
-        """A local share: on its miner's upstream channel if it is one for the pool (False: closing)."""
-        if not self._writable():
-            return False
-        for message in self.session.submit(share, self.clock.seconds()):
-            self.sendMessage(message)
-            self._share_sent()
-            if share.is_block:
-                self._block_forwarded(share)
-        return True
 
     def update_channel(self, hash_rate: float) -> None:
         """Tell the pool each miner's own hash rate, on its own channel (not the aggregate)."""

@@ -34,7 +34,7 @@ class QuietSite(Site):
     noisy = False
 
     def log(self, request: object) -> None:
-        pass
+        """Requests are not logged: failures are, by the resources that answer them."""
 
 
 class WebService(Service):
