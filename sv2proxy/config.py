@@ -19,6 +19,7 @@ import ipaddress
 import math
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import Field, dataclass, field, fields, replace
 from functools import partial
@@ -1191,6 +1192,24 @@ def _show(value: object) -> str:
     return str(value)
 
 
+def _masked(value: object) -> str:
+    """A secret as the log may show it: unset is null, a URL keeps all but its password."""
+    if value is None:
+        return "null"
+    if isinstance(value, str) and "://" in value:
+        parts = urllib.parse.urlsplit(value)
+        if parts.password is None:
+            return value
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{parts.username or ''}:********@{host}" + (f":{parts.port}" if parts.port else "")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    if value == "sqlite":
+        return value  # the embedded default: a file in the data directory, nothing secret
+    return "********"
+
+
 def settings(config: Config) -> list[tuple[str, str]]:
     """Every setting as (dotted key, value as text), secrets masked, in declaration order."""
     out: list[tuple[str, str]] = []
@@ -1202,7 +1221,7 @@ def settings(config: Config) -> list[tuple[str, str]]:
                 walk(value, f.metadata[_SECTION], f"{prefix}{name}.")
             else:
                 secret = cast(_Setting, f.metadata[_SETTING]).secret
-                out.append((f"{prefix}{name}", "********" if secret else _show(value)))
+                out.append((f"{prefix}{name}", _masked(value) if secret else _show(value)))
 
     walk(config, Config, "")
     return out

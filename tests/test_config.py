@@ -123,7 +123,7 @@ def test_describe(_home: Path) -> None:
         "node.chain = regtest",
         f"node.datadir = {_home}/.bitcoin",
         "node.rpc_user = null",
-        "node.rpc_password = ********",
+        "node.rpc_password = null",
         "node.tip_poll_interval = 1",
         "node.template_provider = null",
         "node.template_provider_key = null",
@@ -136,15 +136,31 @@ def test_describe(_home: Path) -> None:
         "upstream.channels = aggregated",
         "upstream.failback_interval = 60",
         "upstream.request_extensions = True",
-        "store.url = ********",
+        "store.url = sqlite",
         "store.daemon_name = null",
         "merge_mining.chains = []",
         "merge_mining.refresh_interval = 30",
         "merge_mining.poll_interval = 1",
         "merge_mining.timeout = 5",
         "web.listen = 127.0.0.1:8080",
-        "web.token = ********",
+        "web.token = null",
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://pool:hunter2@db.example:5432/shares", "postgresql://pool:********@db.example:5432/shares"),
+        ("postgresql://pool@db.example/shares", "postgresql://pool@db.example/shares"),
+        ("postgresql://pool:hunter2@[::1]/shares", "postgresql://pool:********@[::1]/shares"),
+    ],
+)
+def test_a_store_url_is_logged_without_its_password(tmp_path: Path, url: str, shown: str) -> None:
+    file = tmp_path / "x.yaml"
+    file.write_text(f"store:\n  url: {url}\n")
+    lines = describe(load_config(file))
+    assert f"store.url = {shown}" in lines
+    assert not any("hunter2" in line for line in lines)
 
 
 def test_keys_help_and_option_names() -> None:
