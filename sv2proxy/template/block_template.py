@@ -17,12 +17,13 @@ the field, so a misbehaving node shows up as a sentence rather than a KeyError.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sv2proxy.bitcoin.coinbase import COINBASE_TX_VERSION, MAX_MONEY, SEQUENCE_NONFINAL, parse_outputs
 from sv2proxy.bitcoin.hashing import merkle_path
 from sv2proxy.bitcoin.script import (
+    WITNESS_RESERVED_VALUE,
     bip34_height_from_script_sig,
     bip34_height_push,
     witness_commitment,
@@ -208,24 +209,7 @@ class BlockTemplate:
         commitment = None if index is None else outputs[index].script_pubkey
         path = tuple(new_template.merkle_path)
 
-        known: tuple[TemplateTransaction, ...] | None
-        if transactions is None:
-            known = () if not path else None
-        else:
-            known = tuple(
-                TemplateTransaction.from_data(data, what=f"transaction_list[{i}]")
-                for i, data in enumerate(transactions)
-            )
-            if tuple(merkle_path([tx.txid for tx in known])) != path:
-                raise ValueError(f"the {len(known)} transactions do not rebuild NewTemplate.merkle_path")
-            if commitment is not None:
-                computed = witness_commitment_script(witness_commitment([tx.wtxid for tx in known]))
-                if not commitment.startswith(computed):
-                    raise ValueError(
-                        "the transactions' wtxids do not match the witness commitment in coinbase_tx_outputs"
-                    )
-
-        return cls(
+        template = cls(
             version=new_template.version,
             prev_hash=set_new_prev_hash.prev_hash,
             bits=set_new_prev_hash.n_bits,
@@ -242,11 +226,43 @@ class BlockTemplate:
             coinbase_lock_time=new_template.coinbase_tx_locktime,
             coinbase_outputs=outputs,
             merkle_path=path,
-            transactions=known,
+            transactions=() if not path else None,
             witness_commitment_script=commitment,
             template_id=template_id,
             future=new_template.future_template,
         )
+        return template if transactions is None else template.with_transactions(transactions)
+
+    def with_transactions(
+        self,
+        transaction_list: Sequence[bytes],
+        *,
+        known: Mapping[bytes, TemplateTransaction] | None = None,
+        witness_reserved_value: bytes = WITNESS_RESERVED_VALUE,
+    ) -> BlockTemplate:
+        """This template with its transactions: RequestTransactionData.Success.transaction_list.
+
+        They must rebuild the merkle path, and their wtxids the witness commitment with
+        ``witness_reserved_value`` (Success.excess_data; sv2-tp sends the 32 zero bytes the spec
+        computes the commitment with, PROTOCOL.md §7); otherwise ValueError.  ``known`` maps a
+        transaction's bytes to an entry parsed before (a previous template's), so consecutive
+        templates share their transactions instead of parsing and holding each one again.
+        """
+        parsed: list[TemplateTransaction] = []
+        for index, data in enumerate(transaction_list):
+            entry = known.get(data) if known is not None else None
+            parsed.append(
+                entry if entry is not None else TemplateTransaction.from_data(data, what=f"transaction_list[{index}]")
+            )
+        if tuple(merkle_path([tx.txid for tx in parsed])) != self.merkle_path:
+            raise ValueError(f"the {len(parsed)} transactions do not rebuild NewTemplate.merkle_path")
+        if self.witness_commitment_script is not None:
+            computed = witness_commitment_script(
+                witness_commitment([tx.wtxid for tx in parsed], witness_reserved_value)
+            )
+            if not self.witness_commitment_script.startswith(computed):
+                raise ValueError("the transactions' wtxids do not match the witness commitment in coinbase_tx_outputs")
+        return replace(self, transactions=tuple(parsed))
 
 
 def _gbt_transaction(entry: object, index: int) -> TemplateTransaction:

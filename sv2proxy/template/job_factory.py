@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sv2proxy.bitcoin.coinbase import CoinbaseTemplate, Percent, build_coinbase, check_shares, split_reward
-from sv2proxy.bitcoin.hashing import merkle_root_from_path
-from sv2proxy.bitcoin.serialize import BlockHeader, encode_compact_size
+from sv2proxy.bitcoin.hashing import merkle_root, merkle_root_from_path
+from sv2proxy.bitcoin.script import witness_commitment, witness_commitment_index, witness_commitment_script
+from sv2proxy.bitcoin.serialize import BlockHeader, Transaction, TxIn, encode_compact_size, parse_block
 from sv2proxy.bitcoin.target import target_from_nbits
 from sv2proxy.codec.constants import MAX_EXTRANONCE_SIZE
 from sv2proxy.codec.template_distribution import SubmitSolution
@@ -46,6 +47,41 @@ class AssembledBlock:
         """Whether the hash meets the header's own nBits target, i.e. whether this is a block."""
         return int.from_bytes(self.hash, "little") <= target_from_nbits(self.header.bits)
 
+    def problem(self) -> str | None:
+        """Why a node would refuse :attr:`data` for its structure alone, or None.
+
+        The bytes must decode as one block whose header is :attr:`header`, starting with the
+        coinbase; the merkle root of every txid must be the header's (else Core's
+        ``bad-txnmrklroot``); a coinbase witness commitment must commit to every wtxid with the
+        coinbase's witness reserved value (``bad-witness-nonce-size``,
+        ``bad-witness-merkle-match``), and without one no transaction may carry a witness
+        (``unexpected-witness``).  Scripts, amounts and the chain are the node's business.
+        """
+        try:
+            header, transactions = parse_block(self.data)
+        except ValueError as exc:
+            return f"block-decode-failed: {exc}"
+        if header != self.header:
+            return "bad-header: the block's header is not the one the share hashed"
+        if not transactions or not transactions[0].is_coinbase:
+            return "bad-cb-missing: the first transaction is not a coinbase"
+        if merkle_root([tx.txid for tx in transactions]) != header.merkle_root:
+            return f"bad-txnmrklroot: the {len(transactions)} transactions do not hash to the header's merkle root"
+        coinbase = transactions[0]
+        index = witness_commitment_index([out.script_pubkey for out in coinbase.outputs])
+        if index is None:
+            if any(tx.has_witness for tx in transactions):
+                return "unexpected-witness: witness data without a witness commitment"
+            return None
+        reserved = coinbase.inputs[0].witness
+        if len(reserved) != 1 or len(reserved[0]) != 32:
+            return "bad-witness-nonce-size: the coinbase witness is not one 32-byte reserved value"
+        wtxids = [tx.wtxid for tx in transactions[1:]]
+        expected = witness_commitment_script(witness_commitment(wtxids, reserved[0]))
+        if not coinbase.outputs[index].script_pubkey.startswith(expected):
+            return "bad-witness-merkle-match: the witness commitment does not match the transactions"
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class BlockAssembler:
@@ -64,6 +100,10 @@ class BlockAssembler:
     transactions: tuple[bytes, ...] | None
     #: The TP template the block comes from (for SubmitSolution); None for getblocktemplate.
     template_id: int | None = None
+    #: The coinbase's BIP141 witness reserved value when not the 32 zero bytes it was built
+    #: with (a TP's RequestTransactionData.Success.excess_data).  The witness is outside the
+    #: txid, so it changes neither the merkle root nor the hash the miner found.
+    witness_reserved_value: bytes | None = None
 
     def header(self, extranonce: bytes, version: int, ntime: int, nonce: int) -> BlockHeader:
         """The header a share with these values hashed, merkle root computed from the coinbase txid."""
@@ -82,7 +122,7 @@ class BlockAssembler:
                 "RequestTransactionData, or submit the share with SubmitSolution"
             )
         header = self.header(extranonce, version, ntime, nonce)
-        coinbase = self.coinbase.serialize(extranonce, with_witness=True)
+        coinbase = self.witness_coinbase(extranonce)
         data = b"".join(
             (header.serialize(), encode_compact_size(1 + len(self.transactions)), coinbase, *self.transactions)
         )
@@ -92,8 +132,20 @@ class BlockAssembler:
         """The SubmitSolution that hands the share to the Template Provider (coinbase with witness)."""
         if self.template_id is None:
             raise ValueError("SubmitSolution needs a Template Provider template; this one came from getblocktemplate")
+        return SubmitSolution(self.template_id, version, ntime, nonce, self.witness_coinbase(extranonce))
+
+    def witness_coinbase(self, extranonce: bytes) -> bytes:
+        """The coinbase with its witness, as the block and SubmitSolution carry it."""
         coinbase = self.coinbase.serialize(extranonce, with_witness=True)
-        return SubmitSolution(self.template_id, version, ntime, nonce, coinbase)
+        reserved = self.witness_reserved_value
+        if reserved is None or not self.coinbase.witness:
+            return coinbase
+        tx = Transaction.parse(coinbase)
+        first = tx.inputs[0]
+        if first.witness == (reserved,):
+            return coinbase
+        filled = TxIn(first.prev_txid, first.prev_index, first.script_sig, first.sequence, (reserved,))
+        return Transaction(tx.version, (filled, *tx.inputs[1:]), tx.outputs, tx.lock_time).serialize()
 
 
 @dataclass(frozen=True, slots=True)

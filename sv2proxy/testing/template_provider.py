@@ -9,9 +9,16 @@ the whole prefix, tx version 2, sequence 0xfffffffe, lock_time height - 1, and t
 commitment output (value 0) as the only TP output.  SubmitSolution rebuilds the block from the
 template and the client's coinbase and gives it to the node; like sv2-tp it never answers.
 RequestTransactionData is answered with the template's transactions (witness form) and the
-32-byte witness reserved value as excess_data.
+32-byte witness reserved value as excess_data; a template this provider no longer keeps gets
+RequestTransactionData.Error ``template-id-not-found``, one whose prev hash is no longer the
+tip ``stale-template-id`` (PROTOCOL.md §4).
 
-Mempool changes bring no non-future templates (sv2-tp sends them every ``-templateinterval``).
+A mempool change brings each client a non-future NewTemplate on the current tip (no
+SetNewPrevHash), as sv2-tp does (§11), kept simple: the node is polled every
+``tip_poll_interval``; when its mempool changed since a client's last template, at least
+``template_interval`` seconds have passed since then (sv2-tp's ``-templateinterval``, 5 s there)
+and the new template's coinbase value beats the last one's by ``fee_delta`` satoshis or more
+(sv2-tp's ``-sv2feedelta``), the client gets it.
 """
 
 from __future__ import annotations
@@ -87,6 +94,10 @@ class TemplateProviderProtocol(FramedProtocol):
         self.provider = provider
         self.phase = _Phase.SETUP
         self.constraints: CoinbaseOutputConstraints | None = None
+        # The last template sent: when, for how much, and the node's mempool counter then.
+        self.sent_at = 0.0
+        self.coinbase_value = 0
+        self.mempool_updates = -1
 
     def messageReceived(self, message: Message) -> None:  # noqa: N802
         if self.phase is _Phase.SETUP:
@@ -149,6 +160,8 @@ class TemplateProvider:
         endpoint: str = "tcp:0:interface=127.0.0.1",
         authority: AuthorityKey | None = None,
         tip_poll_interval: float = 0.2,
+        template_interval: float = 1.0,
+        fee_delta: int = 1000,
     ) -> None:
         self.node = node
         self.authority = authority if authority is not None else AuthorityKey.generate()
@@ -156,6 +169,8 @@ class TemplateProvider:
         self._reactor = reactor
         self._endpoint = endpoint
         self._tip_poll_interval = tip_poll_interval
+        self._template_interval = template_interval
+        self._fee_delta = fee_delta
         self._factory = _ProtocolFactory(self)
         self._port: IListeningPort | None = None
         self._clients: list[TemplateProviderProtocol] = []
@@ -213,19 +228,44 @@ class TemplateProvider:
     def _check_tip(self) -> None:
         tip = self.node.chain.tip_hash
         if tip == self._tip:
+            self._check_mempool()
             return
         self._tip = tip
         for client in list(self._clients):
             self._send_best(client)
 
-    def _send_best(self, client: TemplateProviderProtocol) -> None:
-        template = self.node.block_template()
-        self._tip = template.previous_hash
+    def _check_mempool(self) -> None:
+        """Non-future templates for the clients whose last template the mempool has outdated."""
+        updates = self.node.mempool.updates
+        now = self._reactor.seconds()
+        for client in list(self._clients):
+            if client.mempool_updates == updates or now - client.sent_at < self._template_interval:
+                continue
+            client.mempool_updates = updates
+            template = self.node.block_template()
+            if template.coinbase_value - client.coinbase_value < self._fee_delta:
+                continue
+            self._send(client, template, future=False)
+
+    def _keep(self, template: BlockTemplate) -> int:
         template_id = next(self._ids)
         self._templates[template_id] = template
         while len(self._templates) > MAX_TEMPLATES:
             self._templates.popitem(last=False)
-        client.sendMessage(new_template(template_id, template))
+        return template_id
+
+    def _send(self, client: TemplateProviderProtocol, template: BlockTemplate, *, future: bool) -> int:
+        template_id = self._keep(template)
+        client.sent_at = self._reactor.seconds()
+        client.coinbase_value = template.coinbase_value
+        client.mempool_updates = self.node.mempool.updates  # the template was built just now
+        client.sendMessage(new_template(template_id, template, future=future))
+        return template_id
+
+    def _send_best(self, client: TemplateProviderProtocol) -> None:
+        template = self.node.block_template()
+        self._tip = template.previous_hash
+        template_id = self._send(client, template, future=True)
         client.sendMessage(
             SetNewPrevHash(
                 template_id=template_id,
@@ -291,12 +331,13 @@ class TemplateProvider:
         )
 
 
-def new_template(template_id: int, template: BlockTemplate) -> NewTemplate:
-    """The future NewTemplate sv2-tp would send for ``template`` (PROTOCOL.md §11)."""
+def new_template(template_id: int, template: BlockTemplate, *, future: bool = True) -> NewTemplate:
+    """The NewTemplate sv2-tp would send for ``template`` (PROTOCOL.md §11): future on a new tip,
+    non-future on a mempool change."""
     commitment = TxOut(0, template.witness_commitment_script)
     return NewTemplate(
         template_id=template_id,
-        future_template=True,
+        future_template=future,
         version=template.version,
         coinbase_tx_version=COINBASE_TX_VERSION,
         coinbase_prefix=bip34_height_push(template.height),

@@ -331,3 +331,79 @@ async def test_a_solo_pool_on_a_template_provider_pays_each_miner_its_own_addres
         await stop(miners, daemon)
         await provider.stop()
         await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_block_found_through_a_template_provider_is_journaled_whole(tmp_path: Path):
+    """A mempool transaction reaches the miner through the TP path (a non-future template); the
+    block found on it is journaled whole, and a second node that never saw it connects that file."""
+    from sv2proxy.bitcoin.address import Network, script_for_address
+    from sv2proxy.bitcoin.hashing import merkle_root
+    from sv2proxy.bitcoin.serialize import Transaction, TxIn, TxOut, parse_block
+    from sv2proxy.testing.template_provider import TemplateProvider
+
+    node = RegtestNode(tmp_path / "node", reactor, rpcuser="test", rpcpassword="secret")
+    await node.start()
+    hashes = await rpc(node, "generatetodescriptor", 101, "raw(51)")  # anyone-can-spend coinbases
+    provider = TemplateProvider(node, reactor, template_interval=0.2)
+    await provider.start()
+    config = tmp_path / "tp.yaml"
+    config.write_text(
+        f"data_dir: {tmp_path / 'data'}\n"
+        "listen:\n  sv2: 127.0.0.1:0\n"
+        "node:\n  embedded: false\n  chain: regtest\n"
+        f"  template_provider: 127.0.0.1:{provider.port}\n"
+        f"  template_provider_key: {provider.authority.public_text}\n"
+        f"coinbase:\n  payout: {PAYOUT}\n  pool_tag: /tp-txs/\n"
+        "mining:\n  min_difficulty: 0.000001\n  share_batch_size: 1\n"
+    )
+    options = Options()
+    options.parseOptions(["--config", str(config)])
+    daemon = makeService(options, reactor)
+    daemon.privilegedStartService()
+    daemon.startService()
+    source = daemon.getServiceNamed("template-provider")
+    miners = MiningDeviceFactory(reactor, "erin", pause=0.05, nonces_per_slice=8)
+    second = RegtestNode(tmp_path / "second", reactor, rpcuser="test", rpcpassword="secret")
+    try:
+        await until(lambda: source.template is not None)
+        assert source.template.future and source.template.merkle_path == ()  # an empty mempool
+        funding = (await rpc(node, "getblock", hashes[0], 2))["tx"][0]
+        fee = 12_345
+        spend = Transaction(
+            2,
+            (TxIn(bytes.fromhex(funding["txid"])[::-1], 0, b"", 0xFFFFFFFF),),
+            (TxOut(5_000_000_000 - fee, script_for_address(PAYOUT, Network.REGTEST)),),
+        )
+        txid = await rpc(node, "sendrawtransaction", spend.serialize().hex())
+        # The TP's non-future template on the mempool change becomes the work miners get.
+        await until(lambda: source.template.merkle_path == (spend.txid,))
+        assert not source.template.future and source.template.coinbase_value == 5_000_000_000 + fee
+        await connect(miners, daemon, options)
+        await until(lambda: node.height >= 102)
+        block_hash = await rpc(node, "getblockhash", 102)
+        mined = await rpc(node, "getblock", block_hash, 2)
+        assert [tx["txid"] for tx in mined["tx"][1:]] == [txid]
+
+        # The journal holds the whole block (settled once the TP's new tip confirmed it).
+        journaled = tmp_path / "data" / "blocks" / "accepted" / f"{block_hash}.hex"
+        await until(lambda: journaled.exists())
+        raw_block = bytes.fromhex(journaled.read_text())
+        header, transactions = parse_block(raw_block)
+        assert header.hash[::-1].hex() == block_hash
+        assert merkle_root([tx.txid for tx in transactions]) == header.merkle_root
+        assert [tx.txid for tx in transactions[1:]] == [spend.txid]
+        assert not list(journaled.parent.glob("*.incomplete.json"))
+
+        # The strongest check: a node synced to height 101 that never saw the block takes the file.
+        await second.start()
+        for height in range(1, 102):
+            await rpc(second, "submitblock", await rpc(node, "getblock", await rpc(node, "getblockhash", height), 0))
+        assert second.height == 101
+        assert await rpc(second, "submitblock", journaled.read_text()) is None
+        assert await rpc(second, "getbestblockhash") == block_hash
+    finally:
+        await stop(miners, daemon)
+        await provider.stop()
+        await second.stop()
+        await node.stop()

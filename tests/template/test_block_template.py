@@ -282,3 +282,19 @@ def test_a_negative_nbits_is_refused() -> None:
     future, _, prev = tp_templates()
     with pytest.raises(ValueError, match="SetNewPrevHash.n_bits"):
         BlockTemplate.from_template_distribution(future, dataclasses.replace(prev, n_bits=0x04923456))
+
+
+def test_transactions_added_later_reuse_the_ones_parsed_before() -> None:
+    new_template, prev = _template_with([TX_A_DATA, TX_B_DATA])
+    bare = BlockTemplate.from_template_distribution(new_template, prev)
+    assert bare.transactions is None
+    first = bare.with_transactions([bytes.fromhex(TX_A_DATA), bytes.fromhex(TX_B_DATA)])
+    assert first.transactions is not None
+    known = {tx.data: tx for tx in first.transactions}
+    again = bare.with_transactions([bytes.fromhex(TX_A_DATA), bytes.fromhex(TX_B_DATA)], known=known)
+    assert again.transactions is not None
+    assert all(a is b for a, b in zip(again.transactions, first.transactions, strict=True))
+    with pytest.raises(ValueError, match="do not match the witness commitment"):
+        bare.with_transactions(
+            [bytes.fromhex(TX_A_DATA), bytes.fromhex(TX_B_DATA)], witness_reserved_value=b"\x01" * 32
+        )

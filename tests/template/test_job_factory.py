@@ -247,3 +247,43 @@ def test_the_extranonce_must_be_the_configured_size() -> None:
     _, assembler = factory().work_for(gbt_template(), future=True, source_id=1)
     with pytest.raises(ValueError, match="extranonce is 16 bytes, got 12"):
         assembler.assemble(EXTRANONCE[4:], 0x20000000, 0, 0)
+
+
+# --- checking an assembled block ---------------------------------------------------------------
+
+
+def test_an_assembled_block_checks_against_its_header() -> None:
+    import dataclasses
+
+    template = gbt_template()
+    _, assembler = factory().work_for(template, future=True, source_id=1)
+    block = assembler.assemble(EXTRANONCE, 0x20000000, template.start_ntime, 7)
+    assert block.problem() is None
+    # A transaction list the header did not hash: Core's bad-txnmrklroot.
+    short = dataclasses.replace(assembler, transactions=(assembler.transactions or ())[:2])
+    problem = short.assemble(EXTRANONCE, 0x20000000, template.start_ntime, 7).problem()
+    assert problem is not None and problem.startswith("bad-txnmrklroot")
+    # Same txids, another witness: the merkle root holds, the witness commitment does not.
+    first, *others = assembler.transactions or ()
+    changed = first.replace(bytes.fromhex("ab5b6208"), bytes.fromhex("ab5b6209"))
+    assert Transaction.parse(changed).txid == Transaction.parse(first).txid
+    witness = dataclasses.replace(assembler, transactions=(changed, *others))
+    problem = witness.assemble(EXTRANONCE, 0x20000000, template.start_ntime, 7).problem()
+    assert problem is not None and problem.startswith("bad-witness-merkle-match")
+    # Bytes that are not the header's block at all.
+    assert dataclasses.replace(block, data=block.data[:-1]).problem().startswith("block-decode-failed")
+
+
+def test_a_witness_reserved_value_from_the_provider_goes_into_the_coinbase_witness() -> None:
+    import dataclasses
+
+    template = gbt_template()
+    _, assembler = factory().work_for(template, future=True, source_id=1)
+    plain = assembler.assemble(EXTRANONCE, 0x20000000, template.start_ntime, 7)
+    other = dataclasses.replace(assembler, witness_reserved_value=b"\x01" * 32)
+    block = other.assemble(EXTRANONCE, 0x20000000, template.start_ntime, 7)
+    _, transactions = parse_block(block.data)
+    assert transactions[0].inputs[0].witness == (b"\x01" * 32,)
+    assert block.hash == plain.hash  # the witness is outside the txid: the share's hash stands
+    # The template committed with 32 zero bytes, so this block is not valid, and the check says so.
+    assert block.problem().startswith("bad-witness-merkle-match")

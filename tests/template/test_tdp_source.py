@@ -17,6 +17,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
 
 from sv2proxy.bitcoin.address import Network, script_for_address
+from sv2proxy.bitcoin.hashing import merkle_path, sha256d
 from sv2proxy.bitcoin.script import bip34_height_push, witness_commitment, witness_commitment_script
 from sv2proxy.bitcoin.serialize import Transaction, TxOut
 from sv2proxy.codec import SetupConnection, SetupConnectionError, SetupConnectionSuccess
@@ -39,6 +40,8 @@ from sv2proxy.pool.manager import PoolSettings
 from sv2proxy.pool.vardiff import VardiffConfig
 from sv2proxy.server.miner import MinerFactory
 from sv2proxy.server.mining import MiningService
+from sv2proxy.template.block_template import BlockTemplate
+from sv2proxy.template.found_blocks import FoundBlockJournal
 from sv2proxy.template.job_factory import JobFactory
 from sv2proxy.template.tdp_source import (
     TemplateDistributionClient,
@@ -48,6 +51,8 @@ from sv2proxy.template.tdp_source import (
 )
 from sv2proxy.testing import MiningDeviceFactory, RegtestNode
 from sv2proxy.testing.template_provider import TemplateProvider
+
+from .fixtures import TX_A_DATA, TX_B_DATA, TX_C_DATA
 
 ADDRESS = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
 PAYOUT = script_for_address(ADDRESS, Network.REGTEST)
@@ -413,3 +418,280 @@ def test_a_solo_pool_reserves_room_for_any_address_and_keeps_each_payouts_assemb
     work = mining.variant(script)
     assert work.payout == script and work.source_id == source_id
     assert (source_id, script) in source._assemblers
+
+
+# -- RequestTransactionData and complete found blocks ---------------------------------------
+
+TRANSACTIONS = tuple(bytes.fromhex(data) for data in (TX_A_DATA, TX_B_DATA, TX_C_DATA))
+PREV_HASH = bytes(range(32))
+NTIME = 1_700_000_001
+
+
+def template_with_transactions(template_id: int, future: bool, transactions=TRANSACTIONS) -> NewTemplate:
+    """A template holding ``transactions``: their merkle path, their witness commitment."""
+    parsed = [Transaction.parse(data) for data in transactions]
+    commitment = witness_commitment_script(witness_commitment([tx.wtxid for tx in parsed]))
+    return dataclasses.replace(
+        template_message(template_id, future, 50_0000_0000),
+        coinbase_tx_outputs=TxOut(0, commitment).serialize(),
+        merkle_path=tuple(merkle_path([tx.txid for tx in parsed])),
+    )
+
+
+def journaled_session(tmp_path: Path):
+    """A session past SetupConnection.Success, its source writing found blocks to tmp_path/blocks."""
+    mining = FakeMining()
+    clock = Clock()
+    journal = FoundBlockJournal(tmp_path / "blocks")
+    source = TemplateProviderSource(
+        TCP4ClientEndpoint(clock, "127.0.0.1", 1), JobFactory(PAYOUT, b"/tdp/", 16), mining, clock, journal=journal
+    )
+    protocol = TemplateDistributionClient(source, 1)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(SetupConnectionSuccess(2, 0).to_frame())
+    transport.clear()
+    return mining, source, protocol, transport, journal
+
+
+def activate(protocol, template: NewTemplate) -> None:
+    protocol.dataReceived(template.to_frame())
+    prev = SetNewPrevHash(template.template_id, PREV_HASH, NTIME - 1, 0x207FFFFF, b"\xff" * 31 + b"\x7f")
+    protocol.dataReceived(prev.to_frame())
+
+
+def find_block(source, work, payout: bytes | None = None, nonce: int = 42):
+    """The FoundBlock a miner would report on ``work``, its hash rebuilt as the miner hashed it."""
+    from sv2proxy.bitcoin.hashing import merkle_root_from_path
+    from sv2proxy.bitcoin.serialize import BlockHeader
+    from sv2proxy.server.mining import FoundBlock
+
+    extranonce = bytes(range(16))
+    coinbase = Transaction.parse(work.coinbase_prefix + extranonce + work.coinbase_suffix)
+    root = merkle_root_from_path(coinbase.txid, work.merkle_path)
+    header = BlockHeader(work.version, PREV_HASH, root, NTIME, 0x207FFFFF, nonce)
+    return FoundBlock(work.source_id, extranonce, work.version, NTIME, nonce, header.hash, "alice", 1, payout)
+
+
+def logged(level: LogLevel):
+    events: list[dict] = []
+
+    def observe(event: dict) -> None:
+        if event.get("log_namespace") == "sv2proxy.template.tdp_source" and event["log_level"] is level:
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    return events, lambda: globalLogPublisher.removeObserver(observe)
+
+
+def test_each_template_installed_as_work_is_asked_for_its_transactions(tmp_path: Path):
+    mining, source, protocol, transport, _ = journaled_session(tmp_path)
+    protocol.dataReceived(template_with_transactions(7, True).to_frame())
+    assert sent(transport) == []  # a future template is asked for once it is activated
+    activate(protocol, template_with_transactions(8, True))
+    assert sent(transport) == [RequestTransactionData(8)]
+    transport.clear()
+    protocol.dataReceived(template_with_transactions(9, False, TRANSACTIONS[:2]).to_frame())
+    assert sent(transport) == [RequestTransactionData(9)]  # a non-future one on arrival
+    transport.clear()
+    protocol.dataReceived(template_message(10, False, 50_0000_0000).to_frame())
+    assert sent(transport) == []  # an empty merkle path: the coinbase is the whole block
+    assert [name for name, _ in mining.calls] == ["new_tip", "new_work", "new_work"]
+
+
+def test_found_blocks_are_written_whole_once_the_transactions_are_known(tmp_path: Path):
+    from sv2proxy.bitcoin.serialize import parse_block
+
+    mining, source, protocol, transport, journal = journaled_session(tmp_path)
+    activate(protocol, template_with_transactions(8, True))
+    protocol.dataReceived(RequestTransactionDataSuccess(8, bytes(32), TRANSACTIONS).to_frame())
+    transport.clear()
+    found = find_block(source, mining.calls[0][1])
+    source.block_found(found)
+    [solution] = sent(transport)
+    assert isinstance(solution, SubmitSolution) and solution.template_id == 8
+    [(block_hash, block_hex)] = journal.pending()
+    header, transactions = parse_block(bytes.fromhex(block_hex))
+    assert header.hash == found.block_hash and block_hash == header.hash[::-1].hex()
+    assert [tx.serialize() for tx in transactions[1:]] == list(TRANSACTIONS)
+    assert transactions[0].serialize() == solution.coinbase_tx
+    assert journal.incomplete() == []
+    # A solo miner's variant made after the transactions came gets them too.
+    solo = mining.variant(bytes.fromhex("5120") + bytes(32))
+    source.block_found(find_block(source, solo, payout=solo.payout, nonce=43))
+    assert len(journal.pending()) == 2 and journal.incomplete() == []
+
+
+def test_a_block_found_before_its_transactions_is_completed_when_they_come(tmp_path: Path):
+    import json
+
+    from sv2proxy.bitcoin.serialize import parse_block
+
+    mining, source, protocol, transport, journal = journaled_session(tmp_path)
+    activate(protocol, template_with_transactions(8, True))
+    assert sent(transport) == [RequestTransactionData(8)]
+    transport.clear()
+    found = find_block(source, mining.calls[0][1])
+    warnings, stop = logged(LogLevel.warn)
+    try:
+        source.block_found(found)
+    finally:
+        stop()
+    [solution] = sent(transport)  # at once; the transactions were asked for at activation
+    assert isinstance(solution, SubmitSolution)
+    assert journal.pending() == []  # no .hex a node would refuse
+    [partial] = journal.incomplete()
+    saved = json.loads(partial.read_text())
+    assert saved["complete"] is False and saved["template_id"] == 8
+    assert sha256d(bytes.fromhex(saved["header"])) == found.block_hash
+    assert bytes.fromhex(saved["coinbase"]) == solution.coinbase_tx
+    assert [event["path"] for event in warnings] == [partial]
+    # The TP confirms the block before the transactions come: settled, then completed in place.
+    protocol.dataReceived(template_with_transactions(9, True).to_frame())
+    protocol.dataReceived(SetNewPrevHash(9, found.block_hash, NTIME, 0x207FFFFF, b"\xff" * 32).to_frame())
+    protocol.dataReceived(RequestTransactionDataSuccess(8, bytes(32), TRANSACTIONS).to_frame())
+    accepted = journal.accepted_dir / f"{found.block_hash[::-1].hex()}.hex"
+    header, transactions = parse_block(bytes.fromhex(accepted.read_text()))
+    assert header.hash == found.block_hash and len(transactions) == 4
+    assert journal.pending() == [] and journal.incomplete() == []
+    assert list(journal.accepted_dir.glob("*.incomplete.json")) == []
+
+
+def test_a_transaction_data_error_is_logged_and_harmless(tmp_path: Path):
+    mining, source, protocol, transport, journal = journaled_session(tmp_path)
+    activate(protocol, template_with_transactions(8, True))
+    transport.clear()
+    warnings, stop = logged(LogLevel.warn)
+    try:
+        protocol.dataReceived(RequestTransactionDataError(8, "stale-template-id").to_frame())
+        protocol.dataReceived(RequestTransactionDataError(99, "template-id-not-found").to_frame())
+    finally:
+        stop()
+    assert [(event["id"], event["error"]) for event in warnings] == [
+        (8, "stale-template-id"),
+        (99, "template-id-not-found"),
+    ]
+    assert not transport.disconnecting and source.protocol is protocol
+    found = find_block(source, mining.calls[0][1])
+    source.block_found(found)
+    assert [type(message) for message in sent(transport)] == [SubmitSolution]  # not asked again
+    [partial] = journal.incomplete()
+    assert "stale-template-id" in partial.read_text() and journal.pending() == []
+
+
+def test_transactions_that_do_not_match_the_template_are_refused(tmp_path: Path):
+    mining, source, protocol, transport, journal = journaled_session(tmp_path)
+    activate(protocol, template_with_transactions(8, True))
+    errors, stop = logged(LogLevel.error)
+    try:
+        protocol.dataReceived(RequestTransactionDataSuccess(8, bytes(32), TRANSACTIONS[:2]).to_frame())
+    finally:
+        stop()
+    assert [event["id"] for event in errors] == [8] and not transport.disconnecting
+    source.block_found(find_block(source, mining.calls[0][1]))
+    assert journal.pending() == [] and len(journal.incomplete()) == 1
+
+
+def test_kept_transactions_are_bounded_like_the_assemblers(tmp_path: Path):
+    from sv2proxy.template.tdp_source import MAX_ASSEMBLERS
+
+    mining, source, protocol, transport, journal = journaled_session(tmp_path)
+    activate(protocol, template_with_transactions(1, True))
+    for template_id in range(2, MAX_ASSEMBLERS + 2):
+        protocol.dataReceived(template_with_transactions(template_id, False).to_frame())
+    assert sent(transport) == [RequestTransactionData(i) for i in range(1, MAX_ASSEMBLERS + 2)]
+    warnings, stop = logged(LogLevel.warn)
+    try:
+        # Template 1 is no longer kept: its answer is dropped; template 2's is taken.
+        protocol.dataReceived(RequestTransactionDataSuccess(1, bytes(32), TRANSACTIONS).to_frame())
+        protocol.dataReceived(RequestTransactionDataSuccess(2, bytes(32), TRANSACTIONS).to_frame())
+    finally:
+        stop()
+    assert [event["id"] for event in warnings] == [1]
+    source.block_found(find_block(source, mining.calls[1][1]))
+    assert len(journal.pending()) == 1
+
+
+def test_when_the_session_is_gone_the_log_names_a_complete_block(tmp_path: Path):
+    from sv2proxy.bitcoin.serialize import parse_block
+
+    mining, source, protocol, transport, journal = journaled_session(tmp_path)
+    activate(protocol, template_with_transactions(8, True))
+    protocol.dataReceived(template_with_transactions(9, False, TRANSACTIONS[:1]).to_frame())
+    protocol.dataReceived(RequestTransactionDataSuccess(8, bytes(32), TRANSACTIONS).to_frame())
+    protocol.connectionLost(None)  # template 9's transactions never came
+    transport.clear()
+    criticals, stop = logged(LogLevel.critical)
+    try:
+        source.block_found(find_block(source, mining.calls[0][1]))
+        source.block_found(find_block(source, mining.calls[1][1]))
+    finally:
+        stop()
+    assert sent(transport) == []
+    whole, partial = (event["kept_as"] for event in criticals)
+    [(block_hash, block_hex)] = journal.pending()
+    path = journal.pending_dir / f"{block_hash}.hex"
+    assert f"bitcoin-cli submitblock $(cat {path})" in whole
+    header, transactions = parse_block(bytes.fromhex(block_hex))
+    assert len(transactions) == 4
+    [incomplete] = journal.incomplete()
+    assert str(incomplete) in partial and "cannot be submitted" in partial
+
+
+def spend_a_mature_coinbase(node: RegtestNode, fee: int) -> Transaction:
+    """A transaction spending the oldest anyone-can-spend (OP_TRUE) coinbase output, paying ``fee``."""
+    from sv2proxy.bitcoin.serialize import TxIn
+
+    (prev_txid, index), coin = min(
+        ((outpoint, coin) for outpoint, coin in node.chain.utxos.items() if coin.script_pubkey == b"\x51"),
+        key=lambda item: item[1].height,
+    )
+    return Transaction(2, (TxIn(prev_txid, index, b"", 0xFFFFFFFF),), (TxOut(coin.value - fee, PAYOUT),))
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_provider_sends_a_mempool_change_as_a_non_future_template(tmp_path: Path):
+    received: list = []
+
+    class Client(FramedProtocol):
+        def connectionMade(self) -> None:  # noqa: N802
+            self.sendMessage(SetupConnection(2, 2, 2, 0, "127.0.0.1", 0, "test", "", "", ""))
+
+        def messageReceived(self, message) -> None:  # noqa: N802
+            received.append(message)
+            if len(received) == 1:
+                self.sendMessage(CoinbaseOutputConstraints(31, 400))
+
+    node = RegtestNode(tmp_path / "node", reactor)
+    await node.start()
+    node.mine_to(b"\x51", 101)  # OP_TRUE coinbases; the first is mature now
+    provider = TemplateProvider(node, reactor, template_interval=0.1)
+    await provider.start()
+    client = None
+    try:
+        connector = reactor.connectTCP(
+            "127.0.0.1",
+            provider.port,
+            NoiseClientFactory(ClientFactory.forProtocol(Client), provider.authority.public, reactor),
+        )
+        await until(lambda: len(received) >= 3)
+        future, prev = received[1], received[2]
+        assert future.merkle_path == () and prev.template_id == future.template_id
+        spend = spend_a_mature_coinbase(node, fee=12_345)
+        node.send_raw_transaction(spend.serialize())
+        await until(lambda: len(received) >= 4)
+        current = received[3]
+        assert isinstance(current, NewTemplate) and not current.future_template  # no SetNewPrevHash with it
+        assert current.template_id > future.template_id and current.merkle_path == (spend.txid,)
+        assert current.coinbase_tx_value_remaining == 50 * 100_000_000 + 12_345
+        client = connector.transport.protocol.wrappedProtocol
+        client.sendMessage(RequestTransactionData(current.template_id))
+        await until(lambda: len(received) >= 5)
+        assert received[4] == RequestTransactionDataSuccess(current.template_id, bytes(32), (spend.serialize(),))
+        template = BlockTemplate.from_template_distribution(current, prev, received[4].transaction_list)
+        assert [tx.txid for tx in template.transactions] == [spend.txid]
+    finally:
+        if client is not None:
+            client.transport.loseConnection()
+        await provider.stop()
+        await node.stop()
