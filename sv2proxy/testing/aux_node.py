@@ -30,12 +30,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IReactorTime
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import WrappingFactory
 from twisted.web import server
 
 from sv2proxy.bitcoin.address import Network, script_for_address
@@ -45,6 +43,7 @@ from sv2proxy.bitcoin.target import target_from_nbits
 from sv2proxy.errors import ServerError
 from sv2proxy.merge_mining.proof import AuxPow
 from sv2proxy.merge_mining.verify import AuxPowInvalid, check_auxpow
+from sv2proxy.testing.connections import ClosableConnections
 from sv2proxy.testing.regtest.rpc import (
     RPC_DESERIALIZATION_ERROR,
     RPC_INVALID_ADDRESS_OR_KEY,
@@ -81,30 +80,6 @@ class AuxChainBlock:
     @property
     def display_hash(self) -> str:
         return self.header.hash[::-1].hex()
-
-
-class _Connections(WrappingFactory):
-    """The HTTP factory wrapper that lets :meth:`AuxNode.stop` drop every open connection."""
-
-    def __init__(self, wrapped: server.Site) -> None:
-        super().__init__(wrapped)
-        self._idle: list[Deferred[None]] = []
-
-    def unregisterProtocol(self, p: Protocol) -> None:  # noqa: N802 (Twisted's name)
-        super().unregisterProtocol(p)
-        if not self.protocols:
-            idle, self._idle = self._idle, []
-            for waiter in idle:
-                waiter.callback(None)
-
-    def close_all(self) -> Deferred[None]:
-        if not self.protocols:
-            return succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._idle.append(waiter)
-        for protocol in list(self.protocols):
-            protocol.transport.abortConnection()
-        return waiter
 
 
 class AuxNode:
@@ -146,7 +121,7 @@ class AuxNode:
         self._hanging: list[Deferred[Any]] = []
         self.resource = JSONRPCResource(self._methods(), lambda: self._userpass, reactor)
         self._port: IListeningPort | None = None
-        self._connections: _Connections | None = None
+        self._connections: ClosableConnections | None = None
 
     # -- lifetime --------------------------------------------------------------------------
 
@@ -157,7 +132,7 @@ class AuxNode:
         site.log = lambda request: None  # type: ignore[method-assign]
         site.noisy = False
         site.displayTracebacks = False
-        self._connections = _Connections(site)
+        self._connections = ClosableConnections(site)
         self._connections.noisy = False
         self._port = await serverFromString(self._reactor, self._endpoint).listen(self._connections)
         log.info(

@@ -27,9 +27,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import WrappingFactory
 from twisted.web import server
 
 from sv2proxy.bitcoin.hashing import display_hex, merkle_root
@@ -44,6 +42,7 @@ from sv2proxy.bitcoin.script import (
 from sv2proxy.bitcoin.serialize import BlockHeader, Transaction, TxIn, TxOut, parse_block, serialize_block
 from sv2proxy.bitcoin.target import target_from_nbits
 from sv2proxy.errors import ServerError
+from sv2proxy.testing.connections import ClosableConnections
 from sv2proxy.testing.regtest.chainstate import ChainState
 from sv2proxy.testing.regtest.consensus import (
     MAX_BLOCK_SIGOPS_COST,
@@ -108,31 +107,6 @@ class BlockTemplate:
     longpollid: str
 
 
-class _Connections(WrappingFactory):
-    """The HTTP server's factory wrapper, so that stop() can close every open connection."""
-
-    def __init__(self, wrapped: server.Site) -> None:
-        super().__init__(wrapped)
-        self._idle: list[Deferred[None]] = []
-
-    def unregisterProtocol(self, p: Protocol) -> None:  # noqa: N802 (Twisted's name)
-        super().unregisterProtocol(p)
-        if not self.protocols:
-            idle, self._idle = self._idle, []
-            for waiter in idle:
-                waiter.callback(None)
-
-    def close_all(self) -> Deferred[None]:
-        """Drop every connection; fires when the last one is gone."""
-        if not self.protocols:
-            return succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._idle.append(waiter)
-        for protocol in list(self.protocols):
-            protocol.transport.abortConnection()
-        return waiter
-
-
 class RegtestNode:
     """A regtest node: libbitcoinkernel for consensus, Bitcoin Core's JSON-RPC around it.
 
@@ -169,7 +143,7 @@ class RegtestNode:
         self._chain: ChainState | None = None
         self._mempool: Mempool | None = None
         self._port: IListeningPort | None = None
-        self._connections: _Connections | None = None
+        self._connections: ClosableConnections | None = None
         self._resource: JSONRPCResource | None = None
         self._waiters: list[tuple[Deferred[None], IDelayedCall]] = []
         self._started_at = 0.0
@@ -197,7 +171,7 @@ class RegtestNode:
             site.noisy = False
             site.displayTracebacks = False
             site.noisy = False
-            self._connections = _Connections(site)
+            self._connections = ClosableConnections(site)
             self._connections.noisy = False
             self._port = await serverFromString(self._reactor, self._rpc_endpoint).listen(self._connections)
         except BaseException:
