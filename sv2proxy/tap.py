@@ -244,7 +244,8 @@ def makeService(options: Options, reactor: IReactorCore | None = None) -> Daemon
             daemon.add(sv2_miner_service(config, options.authority, reactor, mining), "sv2-miners")
         if listen.sv1 is not None:
             daemon.add(sv1_miner_service(config, reactor, mining), "sv1-miners")
-    web = web_service(config, mining, store, reactor, daemon.events)
+    coordinator = daemon.getServiceNamed("merge-mining") if "merge-mining" in daemon.namedServices else None
+    web = web_service(config, mining, store, reactor, daemon.events, coordinator)
     if web is not None:
         daemon.add(web, "web")
     return daemon

@@ -168,6 +168,9 @@ def render_status(status: Mapping[str, Any], workers: Sequence[Mapping[str, Any]
     ]
     for upstream in status.get("upstreams") or ():
         facts.append(("upstream", f"{upstream['url']}: {upstream['state']}"))
+    for chain in status.get("merge_mining") or ():
+        state = "in the commitment" if chain["live"] else f"out ({chain['reason']})"
+        facts.append(("aux chain", f"{chain['chain']}: {state}, {chain['blocks']} blocks since start"))
     width = max(len(name) for name, _ in facts)
     text = "\n".join(f"{name.ljust(width)}  {value}" for name, value in facts)
     return text + "\n\n" + render_workers(workers, status["time"])

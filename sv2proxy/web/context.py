@@ -7,13 +7,14 @@ and HTML.  Without a store, every stored figure is None and the documents say so
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 
 from sv2proxy import __version__
+from sv2proxy.merge_mining.coordinator import SecondaryChain
 from sv2proxy.pool.channel import Channel
 from sv2proxy.store.batched import BatchedStore
 from sv2proxy.web import views
@@ -53,6 +54,8 @@ class WebContext:
     clock: IReactorTime
     store: BatchedStore | None = None
     upstream_urls: Sequence[str] = ()
+    #: The merge-mining coordinator's chain list (None: no aux chains configured).
+    aux_chains: Callable[[], Sequence[SecondaryChain]] | None = None
     started_at: float = 0.0
     version: str = __version__
 
@@ -89,6 +92,11 @@ class WebContext:
             last_error=store.last_error,
         )
 
+    def merge_mining(self) -> list[dict[str, Any]]:
+        if self.aux_chains is None:
+            return []
+        return views.merge_mining_documents(self.aux_chains(), self.live.aux)
+
     def upstreams(self) -> list[dict[str, Any]]:
         return views.upstream_documents(self.upstream_urls, self.live.upstreams, None)
 
@@ -112,6 +120,7 @@ class WebContext:
             upstreams=[{k: v for k, v in u.items() if k != "events"} for u in self.upstreams()],
             store=self.store_state(),
             blocks_found=live.blocks_found,
+            merge_mining=self.merge_mining(),
         )
 
     async def workers(self, name: str | None = None) -> list[dict[str, Any]]:

@@ -364,6 +364,24 @@ def render_dashboard(data: DashboardData) -> str:
         else '<p class="muted">No blocks found yet.</p>',
         "</section>",
     ]
+    aux_rows = [
+        [
+            escape(c["chain"]),
+            str(c["chain_id"]) if c["chain_id"] is not None else "–",
+            '<span class="state-connected">in the commitment</span>'
+            if c["live"]
+            else f'<span class="state-disconnected">out</span> <span class=muted>{escape(c["reason"])}</span>',
+            str(c["height"]) if c["height"] is not None else "–",
+            str(c["blocks"]),
+        ]
+        for c in status.get("merge_mining", ())
+    ]
+    if aux_rows:
+        parts += [
+            "<section><h2>Merged mining</h2>",
+            _table(["Chain", "Chain id", "State", "Mining height", "Blocks"], aux_rows, frozenset({1, 3, 4})),
+            "</section>",
+        ]
     if upstream_rows:
         parts += [
             "<section><h2>Upstream pools</h2>",

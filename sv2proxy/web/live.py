@@ -21,6 +21,7 @@ from sv2proxy.events import (
     BlockTemplateUpdated,
     EventBus,
     HandshakeFailed,
+    MergeMiningReward,
     MiningJobCreated,
     MiningPoolConnected,
     MiningPoolDisconnected,
@@ -90,6 +91,16 @@ class WorkerLive:
 
 
 @dataclass(slots=True)
+class AuxLive:
+    """One merge-mined chain's blocks accepted since the daemon started."""
+
+    blocks: int = 0
+    rewards: int = 0  # in the chain's smallest unit
+    last_height: int | None = None
+    last_at: float | None = None
+
+
+@dataclass(slots=True)
 class UpstreamLive:
     """One upstream pool URL as this daemon last saw it."""
 
@@ -116,6 +127,7 @@ class LiveState:
         self.blocks_found = 0
         self.upstreams: dict[str, UpstreamLive] = {url: UpstreamLive(url) for url in upstream_urls}
         self.handshake_failures: dict[str, int] = {}
+        self.aux: dict[str, AuxLive] = {}
         self.last_work_at: float | None = None
         self.template_height: int | None = None
         self._unsubscribe: list[Callable[[], None]] = []
@@ -133,6 +145,7 @@ class LiveState:
             subscribe(MiningPoolConnected, self._connected),
             subscribe(MiningPoolDisconnected, self._disconnected),
             subscribe(HandshakeFailed, self._handshake_failed),
+            subscribe(MergeMiningReward, self._aux_reward),
         ]
 
     def stop(self) -> None:
@@ -220,3 +233,12 @@ class LiveState:
         # The reason text names the peer's mistake; as a label it would grow without bound.
         kind = "timeout" if event.reason == "timeout" else "invalid"
         self.handshake_failures[kind] = self.handshake_failures.get(kind, 0) + 1
+
+    def _aux_reward(self, event: MergeMiningReward) -> None:
+        chain = self.aux.get(event.chain)
+        if chain is None:
+            chain = self.aux[event.chain] = AuxLive()
+        chain.blocks += 1
+        chain.rewards += event.amount
+        chain.last_height = event.height
+        chain.last_at = self.clock.seconds()

@@ -93,6 +93,24 @@ class DaemonCollector(Collector):
         for kind in ("invalid", "timeout"):
             failures.add_metric([kind], live.handshake_failures.get(kind, 0))
         yield failures
+        chains = context.merge_mining()
+        if chains:
+            aux_up = GaugeMetricFamily(
+                f"{PREFIX}_aux_chain_up", "1 while the aux chain's block is in the commitment", labels=["chain"]
+            )
+            aux_blocks = CounterMetricFamily(
+                f"{PREFIX}_aux_blocks", "Aux chain blocks accepted by the chain's node", labels=["chain"]
+            )
+            aux_rewards = CounterMetricFamily(
+                f"{PREFIX}_aux_rewards", "Aux block rewards, in the chain's smallest unit", labels=["chain"]
+            )
+            for chain in chains:
+                aux_up.add_metric([chain["chain"]], 1 if chain["live"] else 0)
+                aux_blocks.add_metric([chain["chain"]], chain["blocks"])
+                aux_rewards.add_metric([chain["chain"]], chain["rewards"])
+            yield aux_up
+            yield aux_blocks
+            yield aux_rewards
         store = context.store_state()
         if store is not None:
             yield GaugeMetricFamily(

@@ -19,6 +19,7 @@ from twisted.web.server import Site
 
 from sv2proxy.config import Config
 from sv2proxy.events import EventBus
+from sv2proxy.merge_mining.coordinator import MergeMiningCoordinator
 from sv2proxy.store.batched import BatchedStore
 from sv2proxy.web.context import MiningView, WebContext
 from sv2proxy.web.live import LiveState
@@ -115,12 +116,18 @@ class WebService(Service):
 
 
 def web_service(
-    config: Config, mining: MiningView, store: BatchedStore | None, reactor: Any, events: EventBus
+    config: Config,
+    mining: MiningView,
+    store: BatchedStore | None,
+    reactor: Any,
+    events: EventBus,
+    merge_mining: MergeMiningCoordinator | None = None,
 ) -> WebService | None:
     """The daemon's web side as ``config.web`` says (None: ``web.listen`` is null)."""
     if config.web.listen is None:
         return None
     urls = tuple(url.text for url in config.pool_urls) if config.mode.value == "proxy" else ()
     clock = cast(IReactorTime, reactor)
-    context = WebContext(config.mode.value, mining, LiveState(events, clock, urls), clock, store, urls)
+    aux = merge_mining.get_secondary_chains if merge_mining is not None else None
+    context = WebContext(config.mode.value, mining, LiveState(events, clock, urls), clock, store, urls, aux)
     return WebService(config.web.listen.endpoint, context, reactor, config.web.token)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sv2proxy.events import Event
+from sv2proxy.merge_mining.coordinator import SecondaryChain
 from sv2proxy.store.records import WINDOWS, BlockRecord, UpstreamEventRecord, WorkerStats
-from sv2proxy.web.live import UpstreamLive, WorkerLive
+from sv2proxy.web.live import AuxLive, UpstreamLive, WorkerLive
 
 #: The names of the store's hash rate windows (:data:`~sv2proxy.store.records.WINDOWS`).
 WINDOW_NAMES = ("1m", "15m", "1h", "24h")
@@ -66,6 +67,7 @@ def status_document(
     upstreams: Sequence[Mapping[str, Any]],
     store: StoreState | None,
     blocks_found: int,
+    merge_mining: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """``/api/v1/status``: the daemon at a glance."""
     return {
@@ -82,7 +84,28 @@ def status_document(
         "template": {"age": template_age, "height": template_height},
         "upstreams": list(upstreams),
         "store": store_document(store),
+        "merge_mining": list(merge_mining),
     }
+
+
+def merge_mining_documents(chains: Sequence[SecondaryChain], live: Mapping[str, AuxLive]) -> list[dict[str, Any]]:
+    """Each aux chain: in the commitment or why not, its height, and its blocks since start."""
+    documents = []
+    for chain in chains:
+        seen = live.get(chain.name)
+        documents.append(
+            {
+                "chain": chain.name,
+                "chain_id": chain.chain_id,
+                "live": chain.live,
+                "reason": "" if chain.live else chain.reason,
+                "height": chain.height,
+                "blocks": seen.blocks if seen else 0,
+                "rewards": seen.rewards if seen else 0,
+                "last_block_at": seen.last_at if seen else None,
+            }
+        )
+    return documents
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +278,7 @@ __all__ = [
     "StoreState",
     "block_documents",
     "event_document",
+    "merge_mining_documents",
     "payout_document",
     "status_document",
     "store_document",

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest_twisted
+import treq
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
@@ -39,6 +41,7 @@ def start_daemon(tmp_path: Path, rpc_url: str, aux: list[AuxNode]):
         f"coinbase:\n  payout: {PAYOUT}\n  pool_tag: /mm/\n"
         "mining:\n  min_difficulty: 0.000001\n  share_batch_size: 1\n"
         "store:\n  url: null\n"
+        "web:\n  listen: 127.0.0.1:0\n"
         f"merge_mining:\n  poll_interval: 0.2\n  timeout: 2\n  chains:\n{chains}"
     )
     options = Options()
@@ -88,6 +91,20 @@ async def test_bitcoin_and_two_aux_chains_accept_blocks_and_an_aux_outage_is_inv
         assert miners.device is not None
         assert set(miners.device.stats.rejections) <= {"stale-share"}
         assert len(rewards) == namecoin.height + other.height  # every accepted aux block, once
+
+        # The operator sees it: the API and /metrics say which chain is out and why.
+        port = (await daemon.getServiceNamed("web").when_listening()).getHost().port
+        response = await treq.get(f"http://127.0.0.1:{port}/api/v1/status")
+        chains = {c["chain"]: c for c in (await response.json())["merge_mining"]}
+        assert chains["namecoin"]["live"] is False and chains["namecoin"]["reason"]
+        assert chains["otherchain"]["live"] is True and chains["otherchain"]["chain_id"] == 2
+        assert chains["namecoin"]["blocks"] + chains["otherchain"]["blocks"] == len(rewards)
+        response = await treq.get(f"http://127.0.0.1:{port}/metrics")
+        families = {f.name: f for f in text_string_to_metric_families(await response.text())}
+        up = {s.labels["chain"]: s.value for s in families["sv2proxy_aux_chain_up"].samples}
+        assert up == {"namecoin": 0, "otherchain": 1}
+        page = await (await treq.get(f"http://127.0.0.1:{port}/")).text()
+        assert "Merged mining" in page and "otherchain" in page
     finally:
         await stop(miners, daemon)
         await other.stop()

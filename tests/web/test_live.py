@@ -262,3 +262,15 @@ def test_starting_twice_counts_once_and_stop_ends_counting(live: LiveState, bus:
     live.stop()
     bus.publish(share("alice"))
     assert live.accepted == 1
+
+
+def test_aux_rewards_are_counted_per_chain(live: LiveState, bus: EventBus, clock: Clock) -> None:
+    from sv2proxy.events import MergeMiningReward
+
+    bus.publish(MergeMiningReward("namecoin", 10, 5_000))
+    clock.advance(3)
+    bus.publish(MergeMiningReward("namecoin", 11, 4_000))
+    bus.publish(MergeMiningReward("doge", 99, 1))
+    namecoin = live.aux["namecoin"]
+    assert (namecoin.blocks, namecoin.rewards, namecoin.last_height) == (2, 9_000, 11)
+    assert namecoin.last_at == clock.seconds() and live.aux["doge"].blocks == 1

@@ -51,6 +51,7 @@ def test_status_document_without_a_store() -> None:
         "template": {"age": 4.5, "height": 840_000},
         "upstreams": [{"url": "sv2://a", "state": "connected"}],
         "store": {"enabled": False},
+        "merge_mining": [],
     }
     assert list(document["shares"]["rejected"]) == ["difficulty-too-low", "stale-share"]
     json.dumps(document, allow_nan=False)
@@ -289,3 +290,21 @@ def test_event_document_of_tuples_and_unknown_values() -> None:
     assert views.event_document(BlockTemplateUpdated(Kind.FULL), 0.0)["template"] == "full"
     assert views.event_document(BlockTemplateUpdated(["a", ("b", "c")]), 0.0)["template"] == ["a", 2]
     assert views.event_document(BlockTemplateUpdated({"k": 1}), 0.0)["template"] == "{'k': 1}"
+
+
+def test_merge_mining_documents_say_why_a_chain_is_out() -> None:
+    from sv2proxy.merge_mining.coordinator import SecondaryChain
+    from sv2proxy.web.live import AuxLive
+    from sv2proxy.web.views import merge_mining_documents
+
+    chains = [
+        SecondaryChain("namecoin", b"\xff" * 32, chain_id=1, height=7, live=True, reason="stale text"),
+        SecondaryChain("other", b"\xff" * 32, chain_id=2, height=None, live=False, reason="timed out after 5 s"),
+    ]
+    live = {"namecoin": AuxLive(blocks=2, rewards=100, last_height=7, last_at=T0)}
+    assert merge_mining_documents(chains, live) == [
+        {"chain": "namecoin", "chain_id": 1, "live": True, "reason": "", "height": 7, "blocks": 2,
+         "rewards": 100, "last_block_at": T0},
+        {"chain": "other", "chain_id": 2, "live": False, "reason": "timed out after 5 s", "height": None,
+         "blocks": 0, "rewards": 0, "last_block_at": None},
+    ]
