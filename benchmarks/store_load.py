@@ -6,6 +6,10 @@ takes them (a chunk every reactor turn while fewer than MAX_QUEUED wait: the cei
 offers that many shares/s in 5 ms slices.  Prints one JSON line: shares made durable per second,
 commits, and the delay from recording a share to its commit (p50/p99), which is what a miner's
 acknowledgement waits for.
+
+Everything goes through the store's public API: shares are counted as durable only when a
+durable listener has heard of their tickets, and afterwards the store's own query
+(``worker_stats``) must find exactly that many more shares than before the run, or the run fails.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 
 from sv2proxy.store.batched import BatchedStore
 from sv2proxy.store.service import backend_for
@@ -30,12 +35,15 @@ CHUNK = 2000
 MAX_QUEUED = 20_000
 #: A paced load arrives in slices this long.
 SLICE = 0.005
+#: Shares are stamped ``AT_BASE + time.perf_counter()``.
+AT_BASE = 1.8e9
 
 
 async def measure(url: str, seconds: float, offered: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as directory:
         store = BatchedStore(backend_for(url, Path(directory)), reactor, daemon="bench")
         await store.start()
+        before = await _stored(store)
         recorded_at: list[float] = []
         delays: list[float] = []
 
@@ -56,14 +64,17 @@ async def measure(url: str, seconds: float, offered: float) -> dict[str, float]:
                 chunk = CHUNK if store.last_ticket - store.durable < MAX_QUEUED else 0
             for i in range(chunk):
                 recorded_at.append(now)
-                store.record_share(worker[i % 100], i % 100, job, 1.5, 1.8e9 + now, False)
+                store.record_share(worker[i % 100], i % 100, job, 1.5, AT_BASE + now, False)
             job += 1
             await deferLater(reactor, SLICE if offered else 0, lambda: None)
         while store.durable < store.last_ticket:
             await deferLater(reactor, 0.001, lambda: None)
         elapsed = time.perf_counter() - start
-        commits, shares = store.commits, store.shares_committed
+        commits, shares = store.commits, len(delays)
+        stored = await _stored(store) - before
         await store.stop()
+    if stored != shares or shares != store.last_ticket:
+        raise RuntimeError(f"{shares} of {store.last_ticket} shares reported durable but {stored} found in the store")
     delays.sort()
     return {
         "shares_per_second": shares / elapsed,
@@ -74,9 +85,16 @@ async def measure(url: str, seconds: float, offered: float) -> dict[str, float]:
     }
 
 
+async def _stored(store: BatchedStore) -> int:
+    """How many shares the store's query finds (every share here is within its last day)."""
+    stats = await store.worker_stats(AT_BASE + time.perf_counter() + 1)
+    return sum(s.shares_24h for s in stats)
+
+
 def main() -> None:
     url, seconds, offered = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
     result: dict[str, float] = {}
+    failures: list[Failure] = []
 
     async def run() -> None:
         try:
@@ -84,8 +102,10 @@ def main() -> None:
         finally:
             reactor.stop()
 
-    reactor.callWhenRunning(lambda: ensureDeferred(run()))
+    reactor.callWhenRunning(lambda: ensureDeferred(run()).addErrback(failures.append))
     reactor.run()
+    if failures:
+        sys.exit(f"store_load: {failures[0].getTraceback()}")
     print(json.dumps(result))
 
 

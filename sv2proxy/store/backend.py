@@ -16,12 +16,16 @@ from typing import Any
 from sv2proxy.store import schema
 from sv2proxy.store.records import BlockRecord, UpstreamEventRecord
 
+#: One accepted share as queued: (worker, channel_id, job_id, difficulty, at, is_block).  The
+#: daemon's name, the same for every row, is added by the backend when it writes the batch.
+ShareTuple = tuple[str, int, int, float, float, int]
+
 
 @dataclass(slots=True)
 class Batch:
     """Everything queued between two commits; ``ticket`` is its last share's."""
 
-    shares: list[tuple[str, str, int, int, float, float, int]] = field(default_factory=list)
+    shares: list[ShareTuple] = field(default_factory=list)
     rejected: dict[tuple[str, str], int] = field(default_factory=dict)
     blocks: dict[str, BlockRecord] = field(default_factory=dict)
     events: list[UpstreamEventRecord] = field(default_factory=list)
@@ -95,8 +99,13 @@ class Backend(ABC):
         """SQL for the floor of a non-negative ``expression``."""
         return f"CAST({expression} AS INTEGER)"  # SQLite truncates, which is the floor here
 
-    def insert_shares(self, cursor: Any, rows: list[tuple[str, str, int, int, float, float, int]]) -> None:
-        cursor.executemany(self.sql(INSERT_SHARE), rows)
+    def insert_shares(self, cursor: Any, daemon: str, rows: list[ShareTuple]) -> None:
+        cursor.executemany(self.sql(INSERT_SHARE), [(daemon, *row) for row in rows])
+
+    def add_rejected(self, cursor: Any, daemon: str, counts: dict[tuple[str, str], int]) -> None:
+        cursor.executemany(
+            self.sql(ADD_REJECTED), [(daemon, worker, reason, count) for (worker, reason), count in counts.items()]
+        )
 
     def write(self, connection: Any, daemon: str, batch: Batch, now: float) -> None:
         """Commit ``batch`` in one transaction: all of it is durable when this returns, or none."""
@@ -104,12 +113,9 @@ class Backend(ABC):
         self.begin(cursor)
         try:
             if batch.shares:
-                self.insert_shares(cursor, batch.shares)
+                self.insert_shares(cursor, daemon, batch.shares)
             if batch.rejected:
-                cursor.executemany(
-                    self.sql(ADD_REJECTED),
-                    [(daemon, worker, reason, count) for (worker, reason), count in batch.rejected.items()],
-                )
+                self.add_rejected(cursor, daemon, batch.rejected)
             if batch.blocks:
                 cursor.executemany(
                     self.sql(UPSERT_BLOCK),

@@ -184,7 +184,7 @@ class BatchedStore:
     ) -> int:
         self.last_ticket += 1
         queued = self._queued
-        queued.shares.append((self.daemon, worker, channel_id, job_id, difficulty, at, 1 if is_block else 0))
+        queued.shares.append((worker, channel_id, job_id, difficulty, at, 1 if is_block else 0))
         queued.ticket = self.last_ticket
         if not self._writing:
             self._kick()

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from sv2proxy.store import schema
-from sv2proxy.store.backend import Backend
+from sv2proxy.store.backend import Backend, ShareTuple
 
 #: pg_advisory_xact_lock key for migrations ("sv2p" in ASCII).
 MIGRATION_LOCK = 0x73763270
@@ -48,12 +48,13 @@ class PostgreSQLBackend(Backend):
     def floor(self, expression: str) -> str:
         return f"CAST(FLOOR({expression}) AS BIGINT)"  # PostgreSQL's CAST rounds
 
-    def insert_shares(self, cursor: Any, rows: list[tuple[str, str, int, int, float, float, int]]) -> None:
+    def insert_shares(self, cursor: Any, daemon: str, rows: list[ShareTuple]) -> None:
         with cursor.copy(
             "COPY shares (daemon, worker, channel_id, job_id, difficulty, at, is_block) FROM STDIN"
         ) as copy:
+            write_row = copy.write_row
             for row in rows:
-                copy.write_row(row)
+                write_row((daemon, *row))
 
     def migrate(self, connection: psycopg.Connection[Any]) -> int:
         cursor = connection.cursor()

@@ -14,12 +14,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
 from sv2proxy.store import IShareStore
-from sv2proxy.store.backend import Backend
+from sv2proxy.store.backend import Backend, Batch
 from sv2proxy.store.batched import BatchedStore
 from sv2proxy.store.postgresql import PostgreSQLBackend, redact
 from sv2proxy.store.records import WINDOWS, BlockRecord, UpstreamEventRecord
 from sv2proxy.store.schema import MIGRATIONS
-from sv2proxy.store.sqlite import SQLiteBackend
+from sv2proxy.store.sqlite import LARGEST_STATEMENT, SQLiteBackend
 
 NOW = 1_800_000_000.0
 
@@ -192,6 +192,112 @@ async def test_reopening_migrates_nothing_and_keeps_the_shares(make_backend: Cal
         assert alice.shares_24h == 1
     finally:
         await second.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_last_shares_recorded_are_the_last_in_the_pplns_window(store: BatchedStore) -> None:
+    """Shares with one timestamp are ordered as recorded, across the statements a big batch takes."""
+    total = LARGEST_STATEMENT + 100
+    for i in range(total):
+        store.record_share(f"w{i}", 1, i, i + 0.1, NOW, False)
+    await durable(store)
+    window = 150  # reaches back past the first LARGEST_STATEMENT rows of the second commit
+    payouts = await store.payouts(window)
+    assert sorted(worker for worker, _, _ in payouts) == sorted(f"w{i}" for i in range(total - window, total))
+    assert all(difficulty == int(worker[1:]) + 0.1 for worker, difficulty, _ in payouts)
+
+
+def _sqlite_rows(path: Path) -> list[tuple]:
+    with sqlite3.connect(path) as check:
+        return check.execute(
+            "SELECT id, daemon, worker, channel_id, job_id, difficulty, at, is_block FROM shares ORDER BY id"
+        ).fetchall()
+
+
+@pytest.mark.parametrize("sizes", [[1, 2, 3], [LARGEST_STATEMENT - 1, LARGEST_STATEMENT, LARGEST_STATEMENT + 1, 9000]])
+def test_sqlite_batches_of_any_size_are_stored_exactly_and_in_order(tmp_path: Path, sizes: list[int]) -> None:
+    backend = SQLiteBackend(tmp_path / "shares.sqlite3")
+    connection = backend.connect()
+    backend.migrate(connection)
+    recorded: list[tuple] = []
+    for size in sizes:
+        batch = Batch()
+        for _ in range(size):
+            n = len(recorded)
+            # Irregular floats, so a value that lost a bit on its way would show.
+            batch.shares.append((f"rig{n % 37}", n % 5, n, 1 / (n + 3), NOW + n / 7, 1 if n % 11 == 0 else 0))
+            recorded.append(batch.shares[-1])
+        backend.write(connection, "d1", batch, NOW)
+    connection.close()
+    rows = _sqlite_rows(tmp_path / "shares.sqlite3")
+    assert [row[0] for row in rows] == list(range(1, len(recorded) + 1))
+    assert [row[1:] for row in rows] == [("d1", *share) for share in recorded]
+
+
+def test_sqlite_rejected_counts_of_many_workers_add_up(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "shares.sqlite3")
+    connection = backend.connect()
+    backend.migrate(connection)
+    first, second = Batch(), Batch()
+    first.rejected = {(f"w{i}", "stale-share"): i + 1 for i in range(LARGEST_STATEMENT + 5)}
+    second.rejected = {(f"w{i}", "stale-share"): 1 for i in range(0, LARGEST_STATEMENT + 5, 2)}
+    second.rejected[("w0", "invalid-job-id")] = 4
+    backend.write(connection, "d1", first, NOW)
+    backend.write(connection, "d1", second, NOW)
+    counts = {
+        (worker, reason): count
+        for worker, reason, count in connection.execute("SELECT worker, reason, count FROM rejected_shares")
+    }
+    connection.close()
+    expected = {key: count + second.rejected.get(key, 0) for key, count in first.rejected.items()}
+    expected[("w0", "invalid-job-id")] = 4
+    assert counts == expected
+
+
+def test_sqlite_a_failed_batch_leaves_nothing_and_the_connection_usable(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "shares.sqlite3")
+    connection = backend.connect()
+    backend.migrate(connection)
+    bad = Batch()
+    bad.shares = [(f"rig{n}", 1, n, 1.0, NOW, 0) for n in range(LARGEST_STATEMENT + 100)]
+    # In the batch's second statement, so the first one's rows must be undone too.
+    bad.shares[LARGEST_STATEMENT + 50] = (None, 1, 0, 1.0, NOW, 0)  # type: ignore[assignment]
+    bad.rejected = {("rig1", "stale-share"): 1}
+    with pytest.raises(sqlite3.IntegrityError):
+        backend.write(connection, "d1", bad, NOW)
+    good = Batch()
+    good.shares = [("rig0", 1, 1, 1.0, NOW, 0)]
+    backend.write(connection, "d1", good, NOW)
+    connection.close()
+    assert [row[2] for row in _sqlite_rows(tmp_path / "shares.sqlite3")] == ["rig0"]
+    with sqlite3.connect(tmp_path / "shares.sqlite3") as check:
+        assert check.execute("SELECT COUNT(*) FROM rejected_shares").fetchone() == (0,)
+
+
+def test_sqlite_with_a_low_parameter_limit_uses_smaller_statements(tmp_path: Path) -> None:
+    """Builds of SQLite before 3.32 bind at most 999 parameters per statement."""
+    backend = SQLiteBackend(tmp_path / "shares.sqlite3")
+    connection = backend.connect()
+    backend.migrate(connection)
+    connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    batch = Batch()
+    batch.shares = [(f"rig{n}", 1, n, 1.0, NOW + n, 0) for n in range(1000)]
+    batch.rejected = {(f"rig{n}", "stale-share"): 1 for n in range(1000)}
+    backend.write(connection, "d1", batch, NOW)
+    connection.close()
+    rows = _sqlite_rows(tmp_path / "shares.sqlite3")
+    assert [row[2] for row in rows] == [f"rig{n}" for n in range(1000)]
+
+
+def test_sqlite_connections_commit_durably(tmp_path: Path) -> None:
+    """WAL with synchronous=FULL: a commit is on disk when it returns (2 is FULL)."""
+    backend = SQLiteBackend(tmp_path / "shares.sqlite3")
+    connection = backend.connect()
+    try:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert connection.execute("PRAGMA synchronous").fetchone() == (2,)
+    finally:
+        connection.close()
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
