@@ -4,9 +4,10 @@ Started by :mod:`benchmarks.tip_latency` with ``PORT AUTHORITY_KEY_HEX COUNT``. 
 connection sets up and opens one extended channel; when all are open it prints ``ready``.  It
 notes, per prev hash, when each connection first received the SetNewPrevHash for it (on the
 system-wide monotonic clock, which the daemon's process reads too).  On a line ``expect HASH``
-from stdin it waits until all N connections have it, then prints ``HASH FIRST LAST``; ``quit``
-ends it.  Decrypting a thousand connections' messages in Python takes time: done here, it no
-longer delays the daemon it measures.
+from stdin it waits until all N connections have it, then prints ``HASH FIRST LAST DISORDERED``,
+the last the number of SetNewPrevHash messages that did not follow the job they activate (it
+must be 0); ``quit`` ends it.  Decrypting a thousand connections' messages in Python takes
+time: done here, it no longer delays the daemon it measures.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ from twisted.protocols.basic import LineReceiver
 
 from sv2proxy.bitcoin.target import MAX_TARGET, target_to_u256
 from sv2proxy.codec.common import SetupConnection, SetupConnectionSuccess
+from sv2proxy.codec.framing import Frame
 from sv2proxy.codec.message import Message
-from sv2proxy.codec.mining import OpenExtendedMiningChannel, OpenExtendedMiningChannelSuccess, SetNewPrevHash
+from sv2proxy.codec.mining import (
+    NewExtendedMiningJob,
+    OpenExtendedMiningChannel,
+    OpenExtendedMiningChannelSuccess,
+    SetNewPrevHash,
+)
 from sv2proxy.link import FramedProtocol, NoiseClientFactory
 
 
@@ -33,9 +40,21 @@ class Client(FramedProtocol):
     def connectionMade(self) -> None:  # noqa: N802
         self.sendMessage(SetupConnection(0, 2, 2, 0, "127.0.0.1", 0, "bench", "cpu", "1", "tip"))
 
+    job_id: int | None = None  # of the last NewExtendedMiningJob, not yet activated
+
+    def frameReceived(self, frame: Frame) -> None:  # noqa: N802
+        # A job is not decoded, only its job_id read (the U32 LE after channel_id): decoding it
+        # would only make this process, not the daemon it measures, the slower side.
+        if frame.msg_type == NewExtendedMiningJob.MSG_TYPE:
+            self.job_id = int.from_bytes(frame.payload[4:8], "little")
+        else:
+            super().frameReceived(frame)
+
     def messageReceived(self, message: Message) -> None:  # noqa: N802
         if isinstance(message, SetNewPrevHash):
-            self.factory.arrived(self, message.prev_hash)
+            # Each connection must have had the job before the SetNewPrevHash that activates it.
+            in_order, self.job_id = self.job_id == message.job_id, None
+            self.factory.arrived(self, message.prev_hash, in_order)
         elif isinstance(message, SetupConnectionSuccess):
             self.sendMessage(OpenExtendedMiningChannel(1, "bench", 1e12, target_to_u256(MAX_TARGET), 4))
         elif isinstance(message, OpenExtendedMiningChannelSuccess):
@@ -52,13 +71,16 @@ class Clients(ClientFactory):
         self.open = 0
         self.arrivals: dict[bytes, dict[int, float]] = {}
         self.expected: bytes | None = None
+        self.out_of_order = 0  # SetNewPrevHash messages not preceded by their job
 
     def opened(self) -> None:
         self.open += 1
         if self.open == self.count:
             self.out.sendLine(b"ready")
 
-    def arrived(self, client: Client, prev_hash: bytes) -> None:
+    def arrived(self, client: Client, prev_hash: bytes, in_order: bool) -> None:
+        if not in_order:
+            self.out_of_order += 1
         seen = self.arrivals.setdefault(prev_hash, {})
         seen.setdefault(id(client), now())
         self._report()
@@ -75,8 +97,10 @@ class Clients(ClientFactory):
         if len(times) < self.count:
             return
         self.expected = None
-        self.out.sendLine(f"{expected.hex()} {min(times.values())!r} {max(times.values())!r}".encode())
+        first, last = min(times.values()), max(times.values())
+        self.out.sendLine(f"{expected.hex()} {first!r} {last!r} {self.out_of_order}".encode())
         self.arrivals.clear()
+        self.out_of_order = 0
 
 
 class Control(LineReceiver):

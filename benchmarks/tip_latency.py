@@ -98,8 +98,9 @@ async def measure(reactor, count: int, rounds: int) -> dict[str, list[float]]:
         started = now()  # the node has connected the block
         prev_hash = bytes.fromhex(block_hash)[::-1]
         clients.send(f"expect {prev_hash.hex()}")
-        reported, first_at, last_at = (await clients.next_line()).split()
+        reported, first_at, last_at, disordered = (await clients.next_line()).split()
         assert reported == prev_hash.hex()
+        assert disordered == "0", f"{disordered} SetNewPrevHash messages came before their job"
         first.append((float(first_at) - started) * 1000)
         last.append((float(last_at) - started) * 1000)
         await task.deferLater(reactor, 0.3, lambda: None)

@@ -16,12 +16,13 @@ precompiled :class:`struct.Struct`, so a message made only of such fields
 from __future__ import annotations
 
 import dataclasses
+import operator
 import struct
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, dataclass_transform, get_type_hints
 
-from sv2proxy.codec.framing import encode_header
-from sv2proxy.codec.types import FixedBytes, WireType
+from sv2proxy.codec.framing import FRAME_HEADER_SIZE, encode_header
+from sv2proxy.codec.types import U32, FixedBytes, Float32, WireType
 from sv2proxy.errors import ProtocolError
 
 M = TypeVar("M", bound="Message")
@@ -43,6 +44,8 @@ class Message:
     FIELDS: ClassVar[tuple[tuple[str, WireType], ...]]
     _decode_payload: ClassVar[Callable[[bytes], Any]]
     _encode_payload: ClassVar[Callable[[Any], bytes]]
+    #: For a message whose payload opens with ``channel_id`` U32: its other fields, as a tuple.
+    _after_channel_id: ClassVar[Callable[[Any], tuple[Any, ...]] | None] = None
 
     @classmethod
     def decode(cls: type[M], payload: bytes) -> M:
@@ -74,9 +77,22 @@ def message(msg_type: int, *, channel_msg: bool, extension_type: int = 0) -> Cal
         cls.FIELDS = fields
         cls._decode_payload = staticmethod(_compile_decoder(cls, fields))  # type: ignore[assignment]
         cls._encode_payload = staticmethod(_compile_encoder(cls, fields))  # type: ignore[assignment]
+        if len(fields) > 1 and fields[0] == ("channel_id", U32) and not any(_has_float(w) for _, w in fields):
+            rest = operator.attrgetter(*(name for name, _ in fields[1:]))
+            cls._after_channel_id = staticmethod(  # type: ignore[assignment]
+                rest if len(fields) > 2 else lambda msg: (rest(msg),)
+            )
         return cls
 
     return build
+
+
+def _has_float(wire: WireType) -> bool:
+    """Whether values of ``wire`` may be equal yet encode differently (0.0 and -0.0 as F32)."""
+    if isinstance(wire, Float32):
+        return True
+    item = getattr(wire, "item", None)
+    return isinstance(item, WireType) and _has_float(item)
 
 
 def _wire_type_of(cls: type, name: str, hint: Any) -> WireType:
@@ -275,4 +291,44 @@ def _field_writer(msg_name: str, field: str, wire: WireType) -> Callable[[Any, b
     return write
 
 
-__all__ = ["Message", "message"]
+# channel_id U32 LE, the first payload field of a channel message (SPEC 03 §3.2).
+_CHANNEL_ID = struct.Struct("<I")
+_CHANNEL_ID_END = FRAME_HEADER_SIZE + _CHANNEL_ID.size
+
+
+class FrameEncoder:
+    """Encodes messages into frames, a fan-out's repeated message only once.
+
+    A message that opens with ``channel_id`` U32 and equals the previous one of its type in
+    every other field has that one's frame with bytes 6..10 (the channel id, U32 LE) replaced:
+    the same bytes :meth:`Message.to_frame` gives, without encoding the rest again.  One job
+    or SetNewPrevHash sent to a thousand groups is encoded once.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        # Message type -> (its fields after channel_id, its frame), for the last one encoded.
+        self._last: dict[type[Message], tuple[tuple[Any, ...], bytes]] = {}
+
+    def frame(self, message: Message) -> bytes:
+        """``message.to_frame()``."""
+        rest = message._after_channel_id
+        if rest is None:
+            return message.to_frame()
+        cls = type(message)
+        fields = rest(message)
+        last = self._last.get(cls)
+        if last is not None and last[0] == fields:
+            frame = last[1]
+            try:
+                channel_id = _CHANNEL_ID.pack(message.channel_id)  # type: ignore[attr-defined]
+            except struct.error:
+                return message.to_frame()  # which says what is wrong with the channel id
+            return b"".join((frame[:FRAME_HEADER_SIZE], channel_id, frame[_CHANNEL_ID_END:]))
+        frame = message.to_frame()
+        self._last[cls] = (fields, frame)
+        return frame
+
+
+__all__ = ["FrameEncoder", "Message", "message"]

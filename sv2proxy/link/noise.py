@@ -13,7 +13,7 @@ renews them before they expire, so accepting a connection costs no signature.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from coincurve import PrivateKey
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -149,20 +149,33 @@ class NoiseProtocol(ProtocolWrapper):
 
     def write(self, data: bytes) -> None:
         """Plaintext frames from the wrapped protocol: encrypt each whole frame."""
+        self.writeSequence((data,))
+
+    def writeSequence(self, data: Sequence[bytes]) -> None:  # noqa: N802
+        """Plaintext frames, several at once: encrypted, they leave in one write."""
         session = self._session
         if session is None:
             raise RuntimeError("write before the Noise handshake completed")
-        if not self._outbound and len(data) >= FRAME_HEADER_SIZE:
-            length = parse_header(data[:FRAME_HEADER_SIZE])[2]
-            if len(data) == FRAME_HEADER_SIZE + length:
-                # The usual case: one write is exactly one frame.
-                self.transport.write(session.encrypt_frame(data))
+        if self._outbound:
+            self._outbound += b"".join(data)
+            self._flush_outbound(session)
+            return
+        # The usual case: each piece is exactly one frame (encrypt_frame refuses anything
+        # else before it uses a nonce).  From the first piece that is not, bytes are buffered
+        # until they make whole frames.
+        encrypt = session.encrypt_frame
+        encrypted = []
+        for index, piece in enumerate(data):
+            try:
+                encrypted.append(encrypt(piece))
+            except ValueError:
+                if encrypted:
+                    self.transport.write(b"".join(encrypted))
+                self._outbound += b"".join(data[index:])
+                self._flush_outbound(session)
                 return
-        self._outbound += data
-        self._flush_outbound(session)
-
-    def writeSequence(self, data: list[bytes]) -> None:  # noqa: N802
-        self.write(b"".join(data))
+        if encrypted:
+            self.transport.write(encrypted[0] if len(encrypted) == 1 else b"".join(encrypted))
 
     # -- internals -----------------------------------------------------------
 

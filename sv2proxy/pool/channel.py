@@ -87,6 +87,16 @@ class Channel:
         self.seen.clear()
         return job
 
+    def start_job(self, job_id: int, work: Work, prev: PrevHash) -> ChannelJob:
+        """A new tip: future ``work`` as job ``job_id``, activated on ``prev`` at once.
+
+        The same as :meth:`add_job` then :meth:`activate`, in one step.
+        """
+        job = ChannelJob(job_id, work, self.target, self.extranonce_prefix, standard=self.kind is ChannelKind.STANDARD)
+        self.jobs.start(job, prev)
+        self.seen.clear()
+        return job
+
     def set_target(self, target: int) -> None:
         """A new target: for jobs made from now on and for future jobs not yet active.
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sv2proxy.bitcoin.hashing import merkle_root_from_path, sha256d
 from sv2proxy.bitcoin.target import target_from_nbits
@@ -62,10 +62,17 @@ class PrevHash:
     prev_hash: bytes
     min_ntime: int
     nbits: int
+    # The target nbits encodes, worked out once: every channel's job on this tip needs it.
+    _network_target: int | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def network_target(self) -> int:
-        return target_from_nbits(self.nbits)
+        """The target ``nbits`` encodes (ValueError if it encodes none)."""
+        target = self._network_target
+        if target is None:
+            target = target_from_nbits(self.nbits)
+            object.__setattr__(self, "_network_target", target)
+        return target
 
 
 class JobState(enum.Enum):
@@ -151,16 +158,34 @@ class JobStore:
         job = self._future.pop(job_id, None)
         if job is None:
             raise MiningJobError(f"no future job {job_id} to activate on this channel")
-        for old in (self.active, *self._past.values(), *self._future.values()):
-            if old is not None:
-                self._mark_stale(old.job_id)
-        self._past.clear()
-        self._future.clear()
-        job.bind(prev)
+        self._switch(job, prev)
+        return job
+
+    def start(self, job: ChannelJob, prev: PrevHash) -> None:
+        """A future job and the prev hash that activates it at once (a new tip): :meth:`add`
+        then :meth:`activate`, without parking the job among the future ones in between."""
+        if not job.work.future:
+            raise MiningJobError(f"job {job.job_id} is not a future job: a new prev hash cannot start it")
+        self._switch(job, prev)
+
+    def _switch(self, job: ChannelJob, prev: PrevHash) -> None:
+        """``job`` becomes active on ``prev``; every other job is stale."""
+        active = self.active
+        if active is not None:
+            self._mark_stale(active.job_id)
+        if self._past:
+            for old_id in self._past:
+                self._mark_stale(old_id)
+            self._past.clear()
+        if self._future:
+            for old_id in self._future:
+                self._mark_stale(old_id)
+            self._future.clear()
+        job.prev = prev
+        job.network_target = prev.network_target
         job.state = JobState.ACTIVE
         self.prev = prev
         self.active = job
-        return job
 
     def retire_all(self) -> None:
         """Every job is stale and there is no prev hash: the work's source is gone."""

@@ -31,6 +31,7 @@ from sv2proxy.codec.constants import (
 from sv2proxy.codec.message import Message
 from sv2proxy.codec.mining import (
     CloseChannel,
+    NewExtendedMiningJob,
     OpenExtendedMiningChannel,
     OpenExtendedMiningChannelSuccess,
     OpenMiningChannelError,
@@ -448,10 +449,47 @@ class ChannelManager:
         self._prev = prev
         self._current = _Current(job_id, work, prev, variant)
         out: list[Outgoing] = []
+        append = out.append
         variants: dict[bytes, Work] = {}
-        for owner, channels in self._owned_channels():
-            out += self._jobs_for(owner, channels, job_id, work, variant, variants)
-            out += self._activate(owner, channels, job_id, prev)
+        # Every group's job and SetNewPrevHash differ only in the group id.
+        job_fields = (
+            job_id,
+            None,
+            work.version,
+            work.version_rolling_allowed,
+            work.merkle_path,
+            work.coinbase_prefix,
+            work.coinbase_suffix,
+        )
+        prev_fields = (job_id, prev.prev_hash, prev.min_ntime, prev.nbits)
+        by_id = self.channels
+        for owner, channel_ids in self._by_owner.items():
+            if len(channel_ids) == 1:
+                (channel_id,) = channel_ids
+                channel = by_id[channel_id]
+                group = channel.group_channel_id
+                if group and channel.payout is None:
+                    # The usual connection: one extended channel, alone in its group.
+                    channel.start_job(job_id, work, prev)
+                    append((owner, NewExtendedMiningJob(group, *job_fields)))
+                    append((owner, SetNewPrevHash(group, *prev_fields)))
+                    continue
+            channels = [by_id[channel_id] for channel_id in sorted(channel_ids)]
+            # Jobs first (a group's once), then the SetNewPrevHash of each channel not in the
+            # group, then the group's: the order of new_work followed by new_prev_hash.
+            group = 0
+            activations: list[Outgoing] = []
+            for channel in channels:
+                job = channel.start_job(job_id, self._work_of(channel, work, variant, variants), prev)
+                if not channel.group_channel_id:
+                    append((owner, channel.job_message(job)))
+                    activations.append((owner, channel.prev_hash_message(job)))
+                elif not group:
+                    group = channel.group_channel_id
+                    append((owner, NewExtendedMiningJob(group, *job_fields)))
+            out += activations
+            if group:
+                append((owner, SetNewPrevHash(group, *prev_fields)))
         return job_id, out
 
     def refresh_work(self, now: float) -> tuple[int, list[Outgoing]] | None:

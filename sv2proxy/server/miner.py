@@ -13,6 +13,7 @@ After setup, channel and share messages go to the
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, connectionDone
@@ -23,7 +24,7 @@ from sv2proxy.codec.common import SetupConnection, SetupConnectionSuccess
 from sv2proxy.codec.constants import ERROR_EXTENDED_CHANNELS_NOT_SUPPORTED_FOR_STANDARD_JOBS, REQUIRES_STANDARD_JOBS
 from sv2proxy.codec.extensions import RequestExtensions, RequestExtensionsError, RequestExtensionsSuccess
 from sv2proxy.codec.framing import Frame
-from sv2proxy.codec.message import Message
+from sv2proxy.codec.message import FrameEncoder, Message
 from sv2proxy.codec.mining import (
     CloseChannel,
     OpenExtendedMiningChannel,
@@ -82,6 +83,15 @@ class MinerProtocol(FramedProtocol):
         self._setup_deadline = clock.callLater(SETUP_TIMEOUT, self._give_up, "no SetupConnection")
         # As a streaming producer we learn when the peer stops reading what we write.
         self.transport.registerProducer(self, True)
+
+    def sendMessage(self, message: Message) -> None:  # noqa: N802
+        # Through the factory's encoder: a job sent to every connection is encoded once.
+        self.transport.write(self.factory.frames.frame(message))
+
+    def sendMessages(self, messages: Sequence[Message]) -> None:  # noqa: N802
+        """Several messages in one write (a new tip's job and SetNewPrevHash)."""
+        frame = self.factory.frames.frame
+        self.transport.writeSequence([frame(message) for message in messages])
 
     def pauseProducing(self) -> None:  # noqa: N802
         if self._stall_deadline is None:
@@ -213,4 +223,5 @@ class MinerFactory(Factory):
     def __init__(self, mining: MiningService, max_messages_per_second: float = 200.0) -> None:
         self.mining = mining
         self.max_messages_per_second = max_messages_per_second
+        self.frames = FrameEncoder()
     noisy = False  # the listener logs its own start; connections are logged at setup

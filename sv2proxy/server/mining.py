@@ -10,6 +10,7 @@ sources (a node's templates, an upstream pool) give it work through :meth:`new_w
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -189,6 +190,10 @@ class MiningService(Service):
         #: Called with the seconds from a new tip to the last of its jobs handed to the connections.
         self.tip_observers: list[Callable[[float], object]] = []
         self._tip_at: float | None = None
+        # Whether we turned Python's cyclic garbage collector off for a tip's fan-out.
+        self._collector_held = False
+        self._held_since = 0.0
+        self._release_call: IDelayedCall | None = None
 
     def startService(self) -> None:  # noqa: N802
         super().startService()
@@ -210,6 +215,7 @@ class MiningService(Service):
         self._flush_call = None
         while self._outbox:
             self._flush(schedule=False)
+        self._release_collector()
         super().stopService()
 
     # -- from connections ----------------------------------------------------------------
@@ -401,8 +407,13 @@ class MiningService(Service):
     def new_tip(self, work: Work, prev: PrevHash, variant: WorkVariant | None = None) -> int:
         """A new chain tip: each channel gets its job and SetNewPrevHash together."""
         self._tip_at = self.clock.seconds()
+        self._hold_collector()
         work = self._with_fixed_extranonce(work)
-        job_id, out = self.manager.new_tip(work, prev, variant)
+        try:
+            job_id, out = self.manager.new_tip(work, prev, variant)
+        except BaseException:
+            self._release_collector()
+            raise
         self._last_work_at = self.clock.seconds()
         self._deliver(out)
         self.events.publish(
@@ -418,7 +429,13 @@ class MiningService(Service):
     def new_prev_hash(self, source_id: int, prev: PrevHash) -> None:
         """A new chain tip activating the future work ``source_id``."""
         self._tip_at = self.clock.seconds()
-        self._deliver(self.manager.new_prev_hash(source_id, prev))
+        self._hold_collector()
+        try:
+            out = self.manager.new_prev_hash(source_id, prev)
+        except BaseException:
+            self._release_collector()
+            raise
+        self._deliver(out)
         self._last_work_at = self.clock.seconds()
 
     def set_extranonce_space(self, fixed: bytes, total_size: int) -> None:
@@ -525,6 +542,9 @@ class MiningService(Service):
 
     def _tick(self) -> None:
         now = self.clock.seconds()
+        if self._collector_held and now - self._held_since >= TICK_INTERVAL:
+            # However busy delivery stays, the collector is never off for long.
+            self._release_collector()
         self._deliver(self.manager.tick(now))
         if self.keepalive_interval and now - self._last_work_at >= self.keepalive_interval:
             self._last_work_at = now
@@ -582,17 +602,72 @@ class MiningService(Service):
         if self._flush_call is None and not self._flushing:
             self._flush()
 
+    @staticmethod
+    def _send_many(owner: object, messages: list[Message]) -> None:
+        send_messages = getattr(owner, "sendMessages", None)
+        try:
+            if send_messages is not None:
+                send_messages(messages)
+                return
+            for message in messages:
+                owner.sendMessage(message)  # type: ignore[attr-defined]
+        except Exception:
+            log.failure(
+                "cannot send {messages} to {owner!r}",
+                messages=", ".join(type(m).__name__ for m in messages),
+                owner=owner,
+            )
+
+    def _hold_collector(self) -> None:
+        """Keep Python's cyclic garbage collector from running until a tip's messages are out.
+
+        A full collection in a daemon holding a thousand connections takes tens of
+        milliseconds; landing in the middle of a fan-out it would hold back every miner not
+        served yet.  Reference counting still frees nearly everything at once, and what the
+        collector was owed runs once the last message was handed to its transport (one reactor
+        turn later when delivery went out in chunks, so that the last chunk is sent first), or
+        at the next tick at the latest.  A collector someone else turned off is left off.
+        """
+        if self._collector_held:
+            self._cancel_release()  # the release waits for this tip's messages too
+        elif gc.isenabled():
+            gc.disable()
+            self._collector_held = True
+            self._held_since = self.clock.seconds()
+
+    def _cancel_release(self) -> None:
+        call, self._release_call = self._release_call, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _release_collector(self) -> None:
+        self._cancel_release()
+        if self._collector_held:
+            self._collector_held = False
+            gc.enable()
+
     def _flush(self, schedule: bool = True) -> None:
+        # Called by the clock for a later chunk, or straight from _deliver for the first one.
+        later_chunk = self._flush_call is not None
         self._flush_call = None
         outbox = self._outbox
         # An owner may call back into the service while we deliver to it (a Stratum V1 miner
         # asks for a fresh job when told a new target): its messages join the queue, in order.
         self._flushing = True
         try:
-            for _ in range(DELIVERY_CHUNK):
-                if not outbox:
-                    break
+            budget = DELIVERY_CHUNK
+            while outbox and budget > 0:
                 owner, message = outbox.popleft()
+                budget -= 1
+                if outbox and outbox[0][0] is owner:
+                    # Consecutive messages to one connection leave together (a new tip's job
+                    # and SetNewPrevHash): one encrypted write, one send.
+                    messages = [message]
+                    while outbox and outbox[0][0] is owner and budget > 0:
+                        messages.append(outbox.popleft()[1])
+                        budget -= 1
+                    self._send_many(owner, messages)
+                    continue
                 try:
                     owner.sendMessage(message)  # type: ignore[attr-defined]
                 except Exception:
@@ -602,7 +677,13 @@ class MiningService(Service):
             self._flushing = False
         if outbox and schedule and self._flush_call is None:
             self._flush_call = self.clock.callLater(0, self._flush)
-        elif not outbox and self._tip_at is not None:
-            latency, self._tip_at = self.clock.seconds() - self._tip_at, None
-            for observer in self.tip_observers:
-                observer(latency)
+        elif not outbox:
+            if self._tip_at is not None:
+                latency, self._tip_at = self.clock.seconds() - self._tip_at, None
+                for observer in self.tip_observers:
+                    observer(latency)
+            if self._collector_held and self._release_call is None:
+                if later_chunk and schedule:
+                    self._release_call = self.clock.callLater(0, self._release_collector)
+                else:
+                    self._release_collector()

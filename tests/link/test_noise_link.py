@@ -128,6 +128,52 @@ def test_unexpected_message_closes_the_link():
     assert transport.disconnecting
 
 
+class CountingTransport(StringTransport):
+    """A StringTransport that counts the writes it was given."""
+
+    writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        super().write(data)
+
+
+def established(clock):
+    """A server link past the handshake: its wrapped protocol, its transport, the peer's session."""
+    factory = server_factory(clock)
+    protocol = factory.buildProtocol(None)
+    transport = CountingTransport()
+    protocol.makeConnection(transport)
+    initiator = Initiator(AUTHORITY.public)
+    protocol.dataReceived(initiator.write_act1())
+    session = initiator.read_act2(transport.value(), int(clock.seconds()))
+    transport.clear()
+    transport.writes = 0
+    return factory.wrappedFactory.connected[0], transport, session
+
+
+def test_whole_frames_written_together_leave_in_one_encrypted_write():
+    inner, transport, session = established(Clock())
+    frames = [SETUP.to_frame(), SetupConnectionSuccess(2, 0).to_frame()]
+    inner.transport.writeSequence(frames)
+    assert transport.writes == 1
+    assert [frame.payload for frame in session.feed(transport.value())] == [f[6:] for f in frames]
+
+
+def test_frames_written_in_pieces_are_encrypted_once_whole_and_in_order():
+    inner, transport, session = established(Clock())
+    first, second, third = SETUP.to_frame(), SetupConnectionSuccess(2, 0).to_frame(), SETUP.to_frame()
+    inner.transport.writeSequence([first, second[:3]])  # a whole frame, then a piece
+    assert [frame.payload for frame in session.feed(transport.value())] == [first[6:]]
+    transport.clear()
+    inner.transport.write(second[3:9])
+    inner.transport.writeSequence([second[9:] + third[:7], third[7:]])
+    assert [frame.payload for frame in session.feed(transport.value())] == [second[6:], third[6:]]
+    transport.clear()
+    inner.transport.write(first)  # nothing buffered any more: the direct path again
+    assert transport.writes and [frame.payload for frame in session.feed(transport.value())] == [first[6:]]
+
+
 def test_credentials_are_reused_then_renewed_at_half_life():
     clock = Clock()
     clock.advance(1_800_000_000)

@@ -61,6 +61,38 @@ def test_activation_makes_everything_older_stale_and_drops_other_futures():
         ch.activate(2, PREV)
 
 
+def test_starting_a_job_on_a_new_tip_is_adding_then_activating_it():
+    tip = PrevHash(b"\x01" * 32, PREV.min_ntime + 600, PREV.nbits)
+    stepwise = Channel(4, ChannelKind.EXTENDED, "w", 1.0, 2, b"\x00\x02", 6, MAX_TARGET, MAX_TARGET)
+    at_once = Channel(4, ChannelKind.EXTENDED, "w", 1.0, 2, b"\x00\x02", 6, MAX_TARGET, MAX_TARGET)
+    for ch in (stepwise, at_once):
+        ch.add_job(1, work())
+        ch.activate(1, PREV)
+        ch.add_job(2, work(future=False, min_ntime=PREV.min_ntime + 30))  # 1 is past now
+        ch.add_job(3, work())  # a future job the new tip overtakes
+        ch.remember(b"\xaa" * 32)
+    stepwise.add_job(4, work())
+    stepwise.activate(4, tip)
+    job = at_once.start_job(4, work(), tip)
+    assert at_once.jobs.active is job and job.prev is tip and job.network_target == tip.network_target
+    for ch in (stepwise, at_once):
+        assert [ch.jobs.lookup(job_id) for job_id in (1, 2, 3)] == [STALE, STALE, STALE]
+        assert ch.jobs.lookup(4) is ch.jobs.active and ch.jobs.prev is tip
+        assert ch.seen == {}  # shares on the old tip can no longer be duplicates
+    with pytest.raises(MiningJobError, match="not a future job"):
+        at_once.start_job(5, work(future=False, min_ntime=tip.min_ntime), tip)
+
+
+def test_a_prev_hash_works_its_network_target_out_once_and_compares_without_it():
+    tip = PrevHash(PREV.prev_hash, PREV.min_ntime, 0x1D00FFFF)
+    assert tip.network_target == 0xFFFF << 208
+    assert tip == PrevHash(PREV.prev_hash, PREV.min_ntime, 0x1D00FFFF)
+    assert "network_target" not in repr(tip)
+    unusable = PrevHash(PREV.prev_hash, PREV.min_ntime, 0x1D80FFFF)  # a negative target
+    with pytest.raises(ValueError, match="negative"):
+        unusable.network_target  # noqa: B018 -- made when asked for, as before
+
+
 def test_duplicate_memory_is_bounded():
     ch = Channel(4, ChannelKind.EXTENDED, "w", 1.0, 2, b"\x00\x02", 6, MAX_TARGET, MAX_TARGET)
     for i in range(MAX_SEEN_SHARES + 10):

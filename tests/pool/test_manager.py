@@ -26,7 +26,7 @@ from sv2proxy.codec import (
 )
 from sv2proxy.errors import MiningJobError
 from sv2proxy.pool.extranonce import ExtranonceLayout
-from sv2proxy.pool.jobs import PrevHash, Work
+from sv2proxy.pool.jobs import STALE, PrevHash, Work
 from sv2proxy.pool.manager import ChannelManager, PoolSettings
 from sv2proxy.pool.vardiff import VardiffConfig
 
@@ -249,6 +249,35 @@ def test_a_new_tip_reaches_each_channel_as_its_job_then_its_prev_hash():
     assert late == [OpenExtendedMiningChannelSuccess, NewExtendedMiningJob, SetNewPrevHash]
     with pytest.raises(MiningJobError):
         manager.new_tip(work(8, future=False), prev(b"x"))
+
+
+def test_a_new_tip_says_and_does_what_new_work_then_new_prev_hash_would():
+    def populated() -> ChannelManager:
+        manager = ChannelManager(easy_settings())
+        manager.open_extended("lone", OpenExtendedMiningChannel(1, "w", 1.0, ANY, 4), NOW)
+        manager.open_extended("mixed", OpenExtendedMiningChannel(2, "w", 1.0, ANY, 4), NOW)
+        manager.open_standard("mixed", OpenStandardMiningChannel(3, "w", 1.0, ANY), NOW)
+        manager.open_extended("mixed", OpenExtendedMiningChannel(4, "w", 1.0, ANY, 4), NOW)
+        manager.open_extended("mixed", OpenExtendedMiningChannel(5, "w", 1.0, ANY, 4), NOW, grouped=False)
+        manager.open_standard("standard-only", OpenStandardMiningChannel(6, "w", 1.0, ANY), NOW, grouped=False)
+        manager.open_extended("ungrouped", OpenExtendedMiningChannel(7, "w", 1.0, ANY, 4), NOW, grouped=False)
+        with_tip(manager)
+        manager.new_work(work(2, future=False))
+        manager.new_work(work(3))  # future work the tip overtakes
+        return manager
+
+    at_once, stepwise = populated(), populated()
+    job_id, out = at_once.new_tip(work(4), prev(b"next"))
+    step_id, step_out = stepwise.new_work(work(4))
+    step_out += stepwise.new_prev_hash(4, prev(b"next"))
+    assert job_id == step_id
+    for owner in ("lone", "mixed", "standard-only", "ungrouped"):
+        # Each connection hears the same messages in the same order (jobs before activations).
+        assert [m for o, m in out if o == owner] == [m for o, m in step_out if o == owner]
+    for channel_id, channel in at_once.channels.items():
+        other = stepwise.channels[channel_id].jobs
+        assert channel.jobs.active.job_id == other.active.job_id == job_id
+        assert [channel.jobs.lookup(j) for j in (1, 2, 3)] == [other.lookup(j) for j in (1, 2, 3)] == [STALE] * 3
 
 
 def test_a_connection_s_extended_channels_share_one_group_and_one_broadcast():
