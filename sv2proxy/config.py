@@ -60,6 +60,8 @@ class _Setting:
     parse: Parser
     help: str
     secret: bool
+    #: How :func:`describe` shows the value when not as is: a URL without its password.
+    shown: Callable[[Any], str] | None = None
 
 
 _SETTING = "sv2proxy.setting"
@@ -72,12 +74,15 @@ def _default(spec: _Setting) -> object:
     return spec.parse(spec.default, _Context(base_dir=Path.cwd()))
 
 
-def setting(default: object, parse: Parser, help: str, *, secret: bool = False) -> Any:
+def setting(
+    default: object, parse: Parser, help: str, *, secret: bool = False, shown: Callable[[Any], str] | None = None
+) -> Any:
     """Declare one setting: its default as a file spells it, its parser and one line of help.
 
-    ``secret=True`` keeps the value out of :func:`describe` (and so out of the logs).
+    ``secret=True`` keeps the value out of :func:`describe` (and so out of the logs); ``shown``
+    says how describe shows a value that is partly secret (a URL that may carry a password).
     """
-    spec = _Setting(default, parse, help, secret)
+    spec = _Setting(default, parse, help, secret, shown)
     return field(default_factory=partial(_default, spec), metadata={_SETTING: spec})
 
 
@@ -504,6 +509,41 @@ def parse_url(value: object, ctx: _Context) -> str:
     return value
 
 
+#: What a log shows in place of a password.
+MASK = "********"
+
+#: libpq connection parameters that are secrets when a URL's query gives them.
+_SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` as a log may show it: the password of its user info and of its query masked.
+
+    Text surgery rather than :func:`urllib.parse.urlsplit`'s accessors, which raise on a port
+    that is not a number or a libpq URL's list of hosts: a malformed URL is shown masked too.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, hosts = netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if at and colon:
+        netloc = f"{user}:{MASK}@{hosts}"
+    before_fragment, hash_, fragment = tail.partition("#")
+    path, question, query = before_fragment.partition("?")
+    if question:
+        pieces = []
+        for piece in query.split("&"):
+            key, equals, _ = piece.partition("=")
+            if equals and urllib.parse.unquote_plus(key).strip().lower() in _SECRET_QUERY_KEYS:
+                piece = f"{key}={MASK}"
+            pieces.append(piece)
+        tail = f"{path}?{'&'.join(pieces)}{hash_}{fragment}"
+    return f"{scheme}://{netloc}{tail}"
+
+
 def parse_text(value: object, ctx: _Context) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected text, got {value!r}")
@@ -536,7 +576,9 @@ class NodeConfig:
     embedded: bool = setting(
         True, parse_bool, "run a demo regtest node inside the daemon (needs the demo extra); false in production"
     )
-    rpc_url: str = setting("http://127.0.0.1:8332", parse_url, "the node's JSON-RPC URL (unused when embedded)")
+    rpc_url: str = setting(
+        "http://127.0.0.1:8332", parse_url, "the node's JSON-RPC URL (unused when embedded)", shown=redact_url
+    )
     chain: str = setting("regtest", parse_chain, "the node's chain: main, test, testnet4, signet or regtest")
     datadir: Path = setting("~/.bitcoin", parse_path, "the node's datadir, where its RPC cookie is")
     rpc_user: str | None = setting(None, optional(parse_text), "rpcuser; null: use the cookie")
@@ -634,18 +676,46 @@ def parse_store_url(value: object, ctx: _Context) -> str:
         path = text.removeprefix("sqlite:").removeprefix("//")
         return f"sqlite:{parse_path(path, ctx)}"
     if text.startswith(("postgresql://", "postgres://")):
-        parts = urlsplit(text)
-        if not parts.hostname and "host=" not in parts.query:
-            raise ValueError(f"expected a host in the PostgreSQL URL, got {_redacted(text)!r}")
-        if not parts.path.strip("/"):
-            raise ValueError(f"expected a database name in the PostgreSQL URL, got {_redacted(text)!r}")
+        _check_postgresql_url(text)
         return text
-    raise ValueError(f"expected {_STORE_FORMS}, got {_redacted(text)!r}")
+    raise ValueError(f"expected {_STORE_FORMS}, got {redact_url(text)!r}")
 
 
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
+def _check_postgresql_url(url: str) -> None:
+    """Refuse what libpq would only refuse once the daemon runs: no host, a bad host or port."""
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ValueError(f"expected {_STORE_FORMS}, got {shown!r}") from None
+    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    hosts = parts.netloc.rpartition("@")[2]
+    if not hosts and not any(value.strip() for value in query.get("host", ())):
+        raise ValueError(f"expected a host in the PostgreSQL URL, got {shown!r}")
+    # libpq takes a comma-separated list of HOST[:PORT] to try in turn.
+    for entry in hosts.split(",") if hosts else ():
+        split = _split_host_port(entry)
+        host, port = split if split is not None else (entry.strip("[]"), None)
+        if _store_host(host) is None:
+            raise ValueError(f"expected a host name or IP address in the PostgreSQL URL, got {host!r} in {shown!r}")
+        if port is not None and _port(port, lowest=1) is None:
+            raise ValueError(f"expected a port in 1-65535 in the PostgreSQL URL, got {port!r} in {shown!r}")
+    for value in query.get("port", ()):
+        for port in value.split(","):
+            if _port(port.strip(), lowest=1) is None:
+                raise ValueError(f"expected a port in 1-65535 in the PostgreSQL URL, got {port!r} in {shown!r}")
+    if not parts.path.strip("/"):
+        raise ValueError(f"expected a database name in the PostgreSQL URL, got {shown!r}")
+
+
+def _store_host(text: str) -> str | None:
+    """A PostgreSQL URL's host: an IP, a name (container names may hold "_"), or a
+    percent-encoded socket directory (``%2Fvar%2Frun%2Fpostgresql``); None if none of these."""
+    if text.lower().startswith("%2f"):
+        return text if urllib.parse.unquote(text).startswith("/") else None
+    if _host(text) is not None or _host(text.replace("_", "-")) is not None:
+        return text
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -656,7 +726,7 @@ class StoreConfig:
         "sqlite",
         optional(parse_store_url),
         f"{_STORE_FORMS}; null keeps no records (shares are acknowledged without being stored)",
-        secret=True,
+        shown=redact_url,
     )
     daemon_name: str | None = setting(
         None, optional(parse_text), "this daemon's name in a shared store (default: the host name)"
@@ -680,7 +750,7 @@ class AuxChainConfig:
 
     def __repr__(self) -> str:
         # This is what describe() logs: never the password.
-        return f"{self.name}(chain_id={self.chain_id}, {self.rpc_url}, pays {self.payout_address})"
+        return f"{self.name}(chain_id={self.chain_id}, {redact_url(self.rpc_url)}, pays {self.payout_address})"
 
 
 def parse_aux_chains(value: object, ctx: _Context) -> tuple[AuxChainConfig, ...]:
@@ -741,10 +811,20 @@ class MergeMiningConfig:
     )
 
 
+#: RFC 6750's b64token: what an ``Authorization: Bearer`` header carries, and what the
+#: dashboard's cookie may hold without quoting (";", ",", '"' and spaces would end or break it).
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")
+MIN_TOKEN_LENGTH = 16
+
+
 def parse_token(value: object, ctx: _Context) -> str:
-    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
-        raise ValueError("expected a token without spaces (e.g. the output of `openssl rand -hex 32`)")
-    return value.strip()
+    hint = "(e.g. the output of `openssl rand -hex 32`)"
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value.strip()):
+        raise ValueError(f"expected a token of letters, digits and . _ ~ + / = - only {hint}")
+    token = value.strip()
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"expected a token of at least {MIN_TOKEN_LENGTH} characters, got {len(token)} {hint}")
+    return token
 
 
 @dataclass(frozen=True, slots=True)
@@ -1193,21 +1273,8 @@ def _show(value: object) -> str:
 
 
 def _masked(value: object) -> str:
-    """A secret as the log may show it: unset is null, a URL keeps all but its password."""
-    if value is None:
-        return "null"
-    if isinstance(value, str) and "://" in value:
-        parts = urllib.parse.urlsplit(value)
-        if parts.password is None:
-            return value
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{parts.username or ''}:********@{host}" + (f":{parts.port}" if parts.port else "")
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    if value == "sqlite":
-        return value  # the embedded default: a file in the data directory, nothing secret
-    return "********"
+    """A secret as the log may show it: whether it is set, never what it is."""
+    return "null" if value is None else MASK
 
 
 def settings(config: Config) -> list[tuple[str, str]]:
@@ -1220,8 +1287,14 @@ def settings(config: Config) -> list[tuple[str, str]]:
             if _SECTION in f.metadata:
                 walk(value, f.metadata[_SECTION], f"{prefix}{name}.")
             else:
-                secret = cast(_Setting, f.metadata[_SETTING]).secret
-                out.append((f"{prefix}{name}", _masked(value) if secret else _show(value)))
+                spec = cast(_Setting, f.metadata[_SETTING])
+                if spec.secret:
+                    shown = _masked(value)
+                elif spec.shown is not None and value is not None:
+                    shown = spec.shown(value)
+                else:
+                    shown = _show(value)
+                out.append((f"{prefix}{name}", shown))
 
     walk(config, Config, "")
     return out
@@ -1233,6 +1306,7 @@ def describe(config: Config) -> list[str]:
 
 
 __all__ = [
+    "redact_url",
     "Config",
     "ListenConfig",
     "NoiseConfig",

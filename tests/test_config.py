@@ -163,6 +163,132 @@ def test_a_store_url_is_logged_without_its_password(tmp_path: Path, url: str, sh
     assert not any("hunter2" in line for line in lines)
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://pool@db.example/shares?password=hunter2",
+            "postgresql://pool@db.example/shares?password=********",
+        ),
+        (
+            "postgresql://pool@db.example/shares?sslmode=verify-full&sslpassword=hunter2",
+            "postgresql://pool@db.example/shares?sslmode=verify-full&sslpassword=********",
+        ),
+        (
+            "postgresql://pool:hunter2@h1:5432,h2:5433/shares?password=hunter2",
+            "postgresql://pool:********@h1:5432,h2:5433/shares?password=********",
+        ),
+    ],
+)
+def test_a_store_url_is_logged_without_a_password_in_its_query(tmp_path: Path, url: str, shown: str) -> None:
+    file = tmp_path / "x.yaml"
+    file.write_text(f"store:\n  url: '{url}'\n")
+    lines = describe(load_config(file))
+    assert f"store.url = {shown}" in lines
+    assert not any("hunter2" in line for line in lines)
+
+
+def test_a_sqlite_path_is_not_secret(tmp_path: Path) -> None:
+    file = tmp_path / "x.yaml"
+    file.write_text("store:\n  url: sqlite:shares/pool.sqlite3\n")
+    assert f"store.url = sqlite:{tmp_path}/shares/pool.sqlite3" in describe(load_config(file))
+
+
+def test_node_and_aux_chain_rpc_urls_are_logged_without_their_password(tmp_path: Path) -> None:
+    file = tmp_path / "x.yaml"
+    file.write_text(
+        "node:\n  rpc_url: http://rpc:hunter2@node.example:8332\n"
+        "merge_mining:\n  chains:\n  - name: namecoin\n    rpc_url: http://nmc:hunter2@127.0.0.1:8336\n"
+        "    payout_address: N1\n    chain_id: 1\n"
+    )
+    config = load_config(file)
+    lines = describe(config)
+    assert "node.rpc_url = http://rpc:********@node.example:8332" in lines
+    assert "http://nmc:********@127.0.0.1:8336" in repr(config.merge_mining.chains[0])
+    assert not any("hunter2" in line for line in lines)
+    assert config.node.rpc_url == "http://rpc:hunter2@node.example:8332"  # only the log is masked
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "postgresql://u:hunter2@db:54x2/sv2",
+            "expected a port in 1-65535 in the PostgreSQL URL, got '54x2' in 'postgresql://u:********@db:54x2/sv2'",
+        ),
+        (
+            "postgresql://u:hunter2@db:99999/sv2",
+            "expected a port in 1-65535 in the PostgreSQL URL, got '99999' in 'postgresql://u:********@db:99999/sv2'",
+        ),
+        (
+            "postgresql://u@h1:5432,h2:0/sv2",
+            "expected a port in 1-65535 in the PostgreSQL URL, got '0' in 'postgresql://u@h1:5432,h2:0/sv2'",
+        ),
+        (
+            "postgresql://u@db/sv2?port=5x&password=hunter2",
+            "expected a port in 1-65535 in the PostgreSQL URL, got '5x' in 'postgresql://u@db/sv2?port=5x&password=********'",
+        ),
+        (
+            "postgresql://u:hunter2@db$x:5432/sv2",
+            "expected a host name or IP address in the PostgreSQL URL, got 'db$x' in"
+            " 'postgresql://u:********@db$x:5432/sv2'",
+        ),
+        (
+            "postgresql://u:hunter2@[::1/sv2",
+            "expected sqlite, sqlite:PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE,"
+            " got 'postgresql://u:********@[::1/sv2'",
+        ),
+        ("postgresql://u:hunter2@/sv2", "expected a host in the PostgreSQL URL, got 'postgresql://u:********@/sv2'"),
+    ],
+)
+def test_store_url_errors(tmp_path: Path, url: str, message: str) -> None:
+    file = tmp_path / "x.yaml"
+    file.write_text(f"store:\n  url: '{url}'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(file))
+    assert str(caught.value) == f"{file}: store.url: {message}"
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://pool:pw@db.example:5432/shares",
+        "postgresql://pool@[::1]:5432/shares",
+        "postgresql://pool@h1:5432,h2/shares",
+        "postgresql://pool@sv2_db_1/shares",
+        "postgresql://pool@%2Fvar%2Frun%2Fpostgresql/shares",
+        "postgresql:///shares?host=/var/run/postgresql&port=5433",
+    ],
+)
+def test_store_urls_libpq_takes_are_accepted(url: str) -> None:
+    assert load_config(None, {"store.url": url}).store.url == url
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("abc;def0123456789", "expected a token of letters, digits and . _ ~ + / = - only"),
+        ("abc,def0123456789", "expected a token of letters, digits and . _ ~ + / = - only"),
+        ('abc"def0123456789', "expected a token of letters, digits and . _ ~ + / = - only"),
+        ("abc def0123456789", "expected a token of letters, digits and . _ ~ + / = - only"),
+        ("jeton-spécial-0123456789", "expected a token of letters, digits and . _ ~ + / = - only"),
+        ("short", "expected a token of at least 16 characters, got 5"),
+    ],
+)
+def test_web_token_errors(tmp_path: Path, token: str, message: str) -> None:
+    file = tmp_path / "x.yaml"
+    file.write_text(f"web:\n  token: '{token}'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(file))
+    assert str(caught.value) == (f"{file}: web.token: {message} (e.g. the output of `openssl rand -hex 32`)")
+
+
+def test_a_web_token_of_b64token_characters(tmp_path: Path) -> None:
+    token = "Az09._~+/-0123456789=="
+    assert load_config(None, {"web.token": f" {token} "}).web.token == token
+
+
 def test_keys_help_and_option_names() -> None:
     assert keys() == [
         "mode",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol as TypingProtocol
@@ -59,6 +60,8 @@ Owner = Hashable
 MAX_PENDING_FUTURE_WORK = 64
 #: CloseChannel reason when a new upstream's extranonce space leaves a miner too few bytes.
 ERROR_EXTRANONCE_SPACE_CHANGED = "extranonce-space-changed"
+#: What a user_identity may not hold: C0 controls and DEL (answered invalid-user-identity).
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 Outgoing = tuple[Owner, Message]
 #: Builds the variant of a unit of work whose coinbase pays ``payout`` in full (solo pools).
 WorkVariant = Callable[[bytes], Work]
@@ -188,6 +191,9 @@ class ChannelManager:
             raise PoolError(f"extranonce value {reserved} is not reserved for this connection")
         if len(self._by_owner.get(owner, ())) >= self.settings.max_channels_per_owner:
             return [(owner, OpenMiningChannelError(refuse, ERROR_CAPACITY_EXHAUSTED))]
+        if _CONTROL.search(request.user_identity):
+            # It names the worker in logs, the API and the store (whose PostgreSQL text takes no NUL).
+            return [(owner, OpenMiningChannelError(refuse, ERROR_INVALID_USER_IDENTITY))]
         payout = None
         if self.settings.payout_for is not None:
             try:

@@ -20,6 +20,16 @@ from sv2proxy.store.records import BlockRecord, UpstreamEventRecord
 #: daemon's name, the same for every row, is added by the backend when it writes the batch.
 ShareTuple = tuple[str, int, int, float, float, int]
 
+#: The kinds of record a batch holds, as :meth:`Batch.entries` names them.
+SHARE = "share"
+REJECTED = "rejected"
+BLOCK = "block"
+EVENT = "event"
+
+#: One record of a batch on its own: ``(SHARE, ShareTuple)``, ``(REJECTED, ((worker, reason),
+#: count))``, ``(BLOCK, BlockRecord)`` or ``(EVENT, UpstreamEventRecord)``.
+Entry = tuple[str, Any]
+
 
 @dataclass(slots=True)
 class Batch:
@@ -43,6 +53,30 @@ class Batch:
             self.blocks[block.hash] = merge_block(self.blocks.get(block.hash), block)
         self.events.extend(later.events)
         self.ticket = max(self.ticket, later.ticket)
+
+    def entries(self) -> list[Entry]:
+        """Every record of the batch on its own, in the order a commit writes them."""
+        entries: list[Entry] = [(SHARE, share) for share in self.shares]
+        entries.extend((REJECTED, item) for item in self.rejected.items())
+        entries.extend((BLOCK, block) for block in self.blocks.values())
+        entries.extend((EVENT, event) for event in self.events)
+        return entries
+
+    @classmethod
+    def of(cls, entries: Iterable[Entry], ticket: int = 0) -> Batch:
+        """The batch of ``entries`` (as :meth:`entries` gives them)."""
+        batch = cls(ticket=ticket)
+        for kind, record in entries:
+            if kind == SHARE:
+                batch.shares.append(record)
+            elif kind == REJECTED:
+                key, count = record
+                batch.rejected[key] = batch.rejected.get(key, 0) + count
+            elif kind == BLOCK:
+                batch.blocks[record.hash] = merge_block(batch.blocks.get(record.hash), record)
+            else:
+                batch.events.append(record)
+        return batch
 
 
 def merge_block(older: BlockRecord | None, newer: BlockRecord) -> BlockRecord:
@@ -83,6 +117,11 @@ class Backend(ABC):
     dialect: str
     #: Where the data is, for logs (never with a password).
     description: str
+    #: What a write raises when the batch holds a value this database cannot store (text it
+    #: refuses, a number out of range, a NULL where none may be): the same rows fail the same
+    #: way however often they are retried, unlike an outage.  The drivers' own value errors
+    #: (text that is not UTF-8, an int wider than 64 bits) come before the database sees the row.
+    data_errors: tuple[type[BaseException], ...] = (UnicodeError, OverflowError)
 
     @abstractmethod
     def connect(self) -> Any:

@@ -5,12 +5,26 @@ transaction; while it runs, the next batch fills, so the commit rate adapts to t
 (one fsync for one share at a trickle, one for thousands under load).  When a commit fails
 (disk full, database restarting) the batch is kept, merged with what came since and retried
 with backoff; nothing is acknowledged meanwhile.  Queries use a second thread and connection.
+
+A commit that fails on the data itself (the backend's ``data_errors``: text the database refuses,
+a number out of range) would fail the same way forever, and hold every later acknowledgement
+with it.  That batch is bisected instead: its good records are committed, and each record that
+fails on its own is *set aside*: appended (and fsynced) to the quarantine file, a JSON object a
+line, and logged.  Only then does the batch's ticket advance.  So a set-aside share is still
+durable, just not in the database: its miner is acknowledged like the others (a batched
+SubmitShares.Success cannot leave one share out), and the operator finds it, with the database's
+error, in the file.  If the file cannot be written either, the records stay queued and are
+retried like an outage's.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
@@ -22,7 +36,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from sv2proxy.store import queries
-from sv2proxy.store.backend import Backend, Batch, merge_block
+from sv2proxy.store.backend import SHARE, Backend, Batch, Entry, merge_block
 from sv2proxy.store.interface import IShareStore
 from sv2proxy.store.records import BlockRecord, UpstreamEventRecord, WorkerStats
 
@@ -33,6 +47,60 @@ T = TypeVar("T")
 #: Retry delays after a failed commit or connection: doubling from FIRST to MAX seconds.
 FIRST_RETRY = 0.5
 MAX_RETRY = 30.0
+
+#: Set-aside records logged one by one per commit; the rest are counted.
+LOGGED_SET_ASIDE = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A record the database refused on its own, and why."""
+
+    entry: Entry
+    error: str
+
+    @property
+    def kind(self) -> str:
+        return self.entry[0]
+
+    def describe(self) -> str:
+        """The record for a log line: every text repr'd (a worker name may hold anything)."""
+        kind, record = self.entry
+        if kind == SHARE:
+            worker, channel_id, job_id, difficulty, at, _ = record
+            return f"share of worker {worker!r} (channel {channel_id}, job {job_id}, difficulty {difficulty!r})"
+        return f"{kind} {record!r}"
+
+    def as_json(self, daemon: str, now: float) -> dict[str, Any]:
+        kind, record = self.entry
+        if kind == SHARE:
+            fields = dict(zip(("worker", "channel_id", "job_id", "difficulty", "at", "is_block"), record, strict=True))
+        elif isinstance(record, tuple):  # a rejected-share count: ((worker, reason), count)
+            (worker, reason), count = record
+            fields = {"worker": worker, "reason": reason, "count": count}
+        else:
+            fields = asdict(record)
+        return {"set_aside_at": now, "daemon": daemon, "kind": kind, "error": self.error, "record": fields}
+
+
+class _Interrupted(Exception):
+    """An outage in the middle of a bisected commit: what is left to commit, what was set aside."""
+
+    def __init__(self, cause: BaseException, remaining: Batch, set_aside: list[SetAside], shares: int) -> None:
+        super().__init__(str(cause))
+        self.remaining = remaining
+        self.set_aside = set_aside
+        #: Shares committed before the outage.
+        self.shares = shares
+
+
+def _error_text(error: BaseException) -> str:
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 def default_daemon_name() -> str:
@@ -85,10 +153,14 @@ class _Worker:
 class BatchedStore:
     """An :class:`IShareStore` over one :class:`Backend`."""
 
-    def __init__(self, backend: Backend, reactor: Any, daemon: str | None = None) -> None:
+    def __init__(
+        self, backend: Backend, reactor: Any, daemon: str | None = None, quarantine: Path | None = None
+    ) -> None:
         self.backend = backend
         self.reactor = reactor
         self.daemon = daemon or default_daemon_name()
+        #: Where records the database refuses are kept (None: only in the log; tests and tools).
+        self.quarantine = quarantine
         self._writer = _Worker(backend, "sv2proxy-store-writer")
         self._reader = _Worker(backend, "sv2proxy-store-reader")
         self._queued = Batch()
@@ -104,6 +176,8 @@ class BatchedStore:
         #: Commits made, and the shares in them (for the benchmarks and /metrics).
         self.commits = 0
         self.shares_committed = 0
+        #: Records the database refused, kept in the quarantine file instead.
+        self.set_aside = 0
         self.last_error: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -224,15 +298,76 @@ class BatchedStore:
         batch, self._queued = self._queued, Batch()
         self._writing = True
         now = self.reactor.seconds()
-        done = self._writer.call(self.reactor, self.backend.write, self.daemon, batch, now)
+        done = self._writer.call(self.reactor, self._commit, batch, now)
         done.addCallbacks(self._written, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
 
-    def _written(self, _: object, batch: Batch) -> None:
+    def _commit(self, connection: Any, batch: Batch, now: float) -> list[SetAside]:  # on the writer thread
+        """Commit ``batch``; the records set aside (in the quarantine file already) if some failed alone."""
+        backend = self.backend
+        try:
+            backend.write(connection, self.daemon, batch, now)
+            return []
+        except backend.data_errors as e:
+            error: BaseException = e
+        return self._salvage(connection, batch.entries(), error, now)
+
+    def _salvage(self, connection: Any, entries: list[Entry], error: BaseException, now: float) -> list[SetAside]:
+        """Commit all of ``entries`` (which failed together with ``error``) but the records that
+        fail alone: halves are committed in order, a failing half is halved again, so k bad
+        records among n cost about 2k log2(n) small commits."""
+        backend = self.backend
+        set_aside: list[SetAside] = []
+        shares = 0
+        # Parts not committed yet, the next one last; None: not tried on its own yet.
+        pending: list[tuple[list[Entry], BaseException | None]] = [(entries, error)]
+        while pending:
+            part, failed = pending.pop()
+            if failed is None:
+                try:
+                    backend.write(connection, self.daemon, Batch.of(part), now)
+                    shares += sum(1 for kind, _ in part if kind == SHARE)
+                    continue
+                except backend.data_errors as e:
+                    failed = e
+                except Exception as e:
+                    left = part + [entry for later, _ in reversed(pending) for entry in later]
+                    self._keep_set_aside(set_aside, now, left, e, shares)
+                    raise _Interrupted(e, Batch.of(left), set_aside, shares) from e
+            if len(part) == 1:
+                set_aside.append(SetAside(part[0], _error_text(failed)))
+                continue
+            half = len(part) // 2
+            pending.append((part[half:], None))
+            pending.append((part[:half], None))
+        self._keep_set_aside(set_aside, now, [], error, shares)
+        return set_aside
+
+    def _keep_set_aside(
+        self, set_aside: list[SetAside], now: float, left: list[Entry], cause: BaseException, shares: int
+    ) -> None:
+        """Append ``set_aside`` to the quarantine file, durably; if it cannot be, they stay queued."""
+        if not set_aside or self.quarantine is None:
+            return
+        lines = "".join(
+            json.dumps(record.as_json(self.daemon, now), ensure_ascii=True, default=repr) + "\n" for record in set_aside
+        )
+        try:
+            self.quarantine.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with open(self.quarantine, "a", encoding="ascii", opener=_private) as file:
+                file.write(lines)
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError as e:
+            kept = [record.entry for record in set_aside] + left
+            raise _Interrupted(e, Batch.of(kept), [], shares) from cause
+
+    def _written(self, set_aside: Sequence[SetAside], batch: Batch) -> None:
         self._writing = False
         self._retry_delay = FIRST_RETRY
         self.last_error = None
         self.commits += 1
-        self.shares_committed += len(batch.shares)
+        self.shares_committed += len(batch.shares) - sum(1 for record in set_aside if record.kind == SHARE)
+        self._report_set_aside(set_aside)
         if batch.ticket > self.durable:
             self.durable = batch.ticket
             for listener in tuple(self._listeners):
@@ -246,6 +381,13 @@ class BatchedStore:
 
     def _failed(self, failure: Failure, batch: Batch) -> None:
         self._writing = False
+        if isinstance(failure.value, _Interrupted):
+            # Part of the batch is committed (or set aside): only the rest may be written again.
+            interrupted = failure.value
+            self.shares_committed += interrupted.shares
+            self._report_set_aside(interrupted.set_aside)
+            interrupted.remaining.ticket = batch.ticket
+            batch = interrupted.remaining
         batch.absorb(self._queued)
         self._queued = batch
         self.last_error = failure.getErrorMessage()
@@ -271,6 +413,27 @@ class BatchedStore:
     def _retry(self) -> None:
         self._retry_call = None
         self._kick()
+
+    def _report_set_aside(self, set_aside: Sequence[SetAside]) -> None:
+        if not set_aside:
+            return
+        self.set_aside += len(set_aside)
+        where = f"kept in {self.quarantine}" if self.quarantine is not None else "kept nowhere else"
+        for record in set_aside[:LOGGED_SET_ASIDE]:
+            log.error(
+                "share store {store} refused a record on its own, set aside ({where}): {record}: {error}",
+                store=self.backend.description,
+                where=where,
+                record=record.describe(),
+                error=record.error,
+            )
+        if len(set_aside) > LOGGED_SET_ASIDE:
+            log.error(
+                "share store {store}: {count} more records of the same commit set aside ({where})",
+                store=self.backend.description,
+                count=len(set_aside) - LOGGED_SET_ASIDE,
+                where=where,
+            )
 
     def _next_delay(self) -> float:
         delay = self._retry_delay

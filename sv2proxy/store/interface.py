@@ -11,7 +11,9 @@ class IShareStore(Interface):
     Writes are queued on the reactor thread and group-committed off it.  Every accepted share
     gets a *ticket* (increasing); :attr:`durable` is the highest ticket committed, and durable
     listeners hear of each advance, so a share is acknowledged to its miner only once it is on
-    disk (DESIGN.md "Data the system must never lose").  Queries return Deferreds.
+    disk (DESIGN.md "Data the system must never lose").  A record the database refuses on its own
+    (text or a number it cannot hold) is on disk in the store's quarantine file instead, logged,
+    and does not hold back the others (see :mod:`sv2proxy.store.batched`).  Queries return Deferreds.
     """
 
     durable = Attribute("the ticket of the last accepted share known to be durable")

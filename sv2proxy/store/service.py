@@ -25,6 +25,8 @@ log = Logger()
 
 #: The SQLite file in the data directory when ``store.url`` is ``sqlite``.
 DEFAULT_SQLITE_FILE = "shares.sqlite3"
+#: Where, in the data directory, records the database refused are kept (see store.batched).
+QUARANTINE_FILE = "store-quarantine.jsonl"
 
 
 def backend_for(url: str, data_dir: Path) -> Backend:
@@ -46,7 +48,7 @@ def open_store(config: StoreConfig, data_dir: Path, reactor: Any) -> BatchedStor
     """The daemon's share store, or None when ``store.url`` is null."""
     if config.url is None:
         return None
-    return BatchedStore(backend_for(config.url, data_dir), reactor, config.daemon_name)
+    return BatchedStore(backend_for(config.url, data_dir), reactor, config.daemon_name, data_dir / QUARANTINE_FILE)
 
 
 class StoreService(Service):

@@ -90,6 +90,7 @@ class _ManyRows:
 
 class SQLiteBackend(Backend):
     dialect = schema.SQLITE
+    data_errors = (*Backend.data_errors, sqlite3.DataError, sqlite3.IntegrityError)
 
     def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = path

@@ -15,6 +15,7 @@ because firmwares append their own (a host and port after
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
@@ -22,6 +23,7 @@ from typing import Any, NoReturn, TypeVar
 from sv2proxy.errors import ProtocolError
 from sv2proxy.sv1.constants import (
     ERROR_OTHER,
+    ERROR_UNAUTHORIZED,
     EXTENSION_VERSION_ROLLING,
     MAX_EXTRANONCE2_SIZE,
     METHOD_AUTHORIZE,
@@ -48,6 +50,10 @@ _T = TypeVar("_T")
 
 #: BIP310 "version-rolling.mask" when the miner leaves it out: every bit.
 DEFAULT_REQUESTED_MASK = 0xFFFFFFFF
+
+# C0 controls and DEL: a worker's name is logged, shown and stored, and PostgreSQL's text cannot
+# hold NUL at all.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class Sv1Error(ProtocolError):
@@ -226,6 +232,8 @@ def parse_request(req: Request) -> ClientRequest:
         raise Sv1Error(ERROR_OTHER, f"unknown method {show(req.method)}", req.id)
     try:
         return parser(req.params)
+    except _BadWorkerName as e:
+        raise Sv1Error(ERROR_UNAUTHORIZED, f"{req.method}: {e}", req.id) from None
     except ValueError as e:
         raise Sv1Error(ERROR_OTHER, f"{req.method}: {e}", req.id) from None
 
@@ -238,7 +246,7 @@ def _parse_subscribe(params: tuple[Any, ...]) -> Subscribe:
 
 def _parse_authorize(params: tuple[Any, ...]) -> Authorize:
     _require(params, 1, "[username, password]")
-    username = _text(params[0], "username")
+    username = _worker_name(params[0], "username")
     password = _optional_text(params[1], "password") if len(params) > 1 else None
     return Authorize(username, password or "")
 
@@ -281,7 +289,7 @@ def _parse_submit(params: tuple[Any, ...]) -> Submit:
     _require(params, 5, "[worker, job_id, extranonce2, ntime, nonce, (version_bits)]")
     version_bits = params[5] if len(params) > 5 else None
     return Submit(
-        worker=_text(params[0], "worker"),
+        worker=_worker_name(params[0], "worker"),
         job_id=_text(params[1], "job_id"),
         extranonce2=_field(hex_bytes, params[2], "extranonce2"),
         ntime=_field(hex_u32, params[3], "ntime"),
@@ -495,6 +503,17 @@ def _text(value: Any, name: str) -> str:
     except UnicodeEncodeError:
         raise ValueError(f"{name} is not valid Unicode") from None
     return value
+
+
+class _BadWorkerName(ValueError):
+    """A worker's name no pool would take: answered as unauthorized (24), not as malformed (20)."""
+
+
+def _worker_name(value: Any, name: str) -> str:
+    text = _text(value, name)
+    if _CONTROL.search(text):
+        raise _BadWorkerName(f"the {name} must not contain control characters, got {show(text)}")
+    return text
 
 
 def _optional_text(value: Any, name: str) -> str | None:

@@ -64,6 +64,23 @@ def test_opening_before_any_work_gets_success_only():
     assert (success.request_id, success.extranonce_size, len(success.extranonce_prefix)) == (5, 6, 2)
 
 
+@pytest.mark.parametrize("identity", ["a\u0000b", "rig\n1", "\u001b[2Jrig", "del\u007f"])
+@pytest.mark.parametrize("standard", [True, False])
+def test_a_user_identity_with_control_characters_is_refused(identity: str, standard: bool):
+    """The identity names the worker in logs, the API and the store (PostgreSQL text takes no NUL)."""
+    manager = ChannelManager(easy_settings())
+    with_tip(manager)
+    if standard:
+        out = manager.open_standard("A", OpenStandardMiningChannel(3, identity, 1e6, ANY), NOW)
+    else:
+        out = manager.open_extended("A", OpenExtendedMiningChannel(3, identity, 1e6, ANY, 4), NOW)
+    assert out == [("A", OpenMiningChannelError(3, "invalid-user-identity"))]
+    assert manager.channels == {}
+    # Other text is anyone's choice of name.
+    ((_, success), *_) = manager.open_extended("A", OpenExtendedMiningChannel(4, "ünïcode rig ☃", 1e6, ANY, 4), NOW)
+    assert isinstance(success, OpenExtendedMiningChannelSuccess)
+
+
 def test_opening_on_a_tip_gets_a_future_job_then_its_prev_hash():
     manager = ChannelManager(easy_settings())
     with_tip(manager)

@@ -39,3 +39,13 @@ def test_error_flags_are_exactly_the_unsupported_ones(flags):
         assert answer.flags == flags & ~SUPPORTED_MINING_FLAGS
     else:
         assert answer == SetupConnectionSuccess(2, 0)
+
+
+@pytest.mark.parametrize("text", ["a\u0000b", "\u001b[2J", "line\nbreak", "\u007f"])
+def test_control_characters_in_the_text_fields_are_only_text(text):
+    """vendor, hardware_version, firmware and device_id are logged (repr'd), never stored or
+    checked: a NUL in them decodes and is answered like any other name."""
+    sent = SetupConnection(0, 2, 2, 0, text, 1, text, text, text, text)
+    received = SetupConnection.decode(sent.encode())
+    assert received == sent
+    assert negotiate_mining_setup(received) == SetupConnectionSuccess(2, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,12 +14,14 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
+from sv2proxy.config import StoreConfig
 from sv2proxy.store import IShareStore
 from sv2proxy.store.backend import Backend, Batch
 from sv2proxy.store.batched import BatchedStore
 from sv2proxy.store.postgresql import PostgreSQLBackend, redact
 from sv2proxy.store.records import WINDOWS, BlockRecord, UpstreamEventRecord
 from sv2proxy.store.schema import MIGRATIONS
+from sv2proxy.store.service import open_store
 from sv2proxy.store.sqlite import LARGEST_STATEMENT, SQLiteBackend
 
 NOW = 1_800_000_000.0
@@ -388,6 +391,125 @@ async def test_two_daemons_share_one_postgresql(postgresql_url: str) -> None:
 
 
 def test_postgresql_urls_are_logged_without_password() -> None:
-    assert redact("postgresql://pool:hunter2@db:5432/shares") == "postgresql://pool:***@db:5432/shares"
+    assert redact("postgresql://pool:hunter2@db:5432/shares") == "postgresql://pool:********@db:5432/shares"
     assert redact("postgresql://db/shares") == "postgresql://db/shares"
     assert "hunter2" not in PostgreSQLBackend("postgresql://pool:hunter2@db/shares").description
+
+
+def test_postgresql_urls_are_logged_without_any_password() -> None:
+    assert redact("postgresql://pool@db/sv2?password=hunter2") == "postgresql://pool@db/sv2?password=********"
+    assert (
+        redact("postgresql://pool@db/sv2?sslmode=require&sslpassword=hunter2&application_name=x")
+        == "postgresql://pool@db/sv2?sslmode=require&sslpassword=********&application_name=x"
+    )
+    # A URL libpq would refuse (or urllib cannot take apart) is still shown without its password.
+    assert redact("postgresql://pool:hunter2@db:54x2/sv2") == "postgresql://pool:********@db:54x2/sv2"
+    assert redact("postgresql://pool:hunter2@h1:5432,h2:5433/sv2") == "postgresql://pool:********@h1:5432,h2:5433/sv2"
+    assert "hunter2" not in PostgreSQLBackend("postgresql://pool@db/sv2?password=hunter2").description
+
+
+def test_the_daemons_store_keeps_refused_records_in_the_data_directory(tmp_path: Path) -> None:
+    store = open_store(StoreConfig(url="sqlite"), tmp_path, reactor)
+    assert store is not None and store.quarantine == tmp_path / "store-quarantine.jsonl"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_name_with_nul_is_stored_in_postgresql(postgresql_url: str) -> None:
+    """PostgreSQL's text takes no NUL: the name is stored with U+FFFD, and nothing waits on it."""
+    store = BatchedStore(PostgreSQLBackend(postgresql_url), reactor, daemon="d\x00aemon")
+    await store.start()
+    try:
+        store.record_share("alice", 1, 1, 1.0, NOW, False)
+        store.record_share("a\x00b", 1, 2, 1.0, NOW, False)
+        store.count_rejected("a\x00b", "stale\x00share")
+        store.record_block(BlockRecord("00ab", "found", NOW, worker="a\x00b", reason="x\x00"))
+        store.record_upstream_event(UpstreamEventRecord("stratum+tcp://a\x00:1", "disconnected", NOW, "\x00"))
+        store.record_share("bob", 1, 3, 1.0, NOW, False)
+        await durable(store)
+        assert store.set_aside == 0
+        stats = {s.worker: s for s in await store.worker_stats(NOW + 1)}
+        assert set(stats) == {"a\ufffdb", "alice", "bob"}
+        assert stats["a\ufffdb"].rejected == {"stale\ufffdshare": 1} and stats["a\ufffdb"].blocks == 1
+        (event,) = await store.upstream_events(10)
+        assert (event.url, event.reason) == ("stratum+tcp://a\ufffd:1", "\ufffd")
+    finally:
+        await store.stop()
+
+
+#: Shares no database column can hold: a channel id beyond BIGINT, and no worker at all.
+OUT_OF_RANGE = ("mallory", 2**63, 5, 1.0, NOW, False)
+NO_WORKER = (None, 1, 6, 1.0, NOW, False)
+
+
+@pytest_twisted.ensureDeferred
+async def test_records_the_database_refuses_are_set_aside_and_the_rest_acknowledged(
+    make_backend: Callable[[], Backend], tmp_path: Path
+) -> None:
+    quarantine = tmp_path / "data" / "store-quarantine.jsonl"
+    store = BatchedStore(make_backend(), reactor, daemon="d", quarantine=quarantine)
+    await store.start()
+    heard: list[int] = []
+    store.add_durable_listener(heard.append)
+    try:
+        store.record_share("alice", 1, 1, 1.0, NOW, False)  # commits alone: the rest queue behind it
+        for n in range(2, 5):
+            store.record_share("alice", 1, n, 1.0, NOW, False)
+        store.record_share(*OUT_OF_RANGE)
+        store.count_rejected("bob", "stale-share")
+        for n in range(7, 10):
+            store.record_share("bob", 2, n, 2.0, NOW, False)
+        store.record_share(*NO_WORKER)  # type: ignore[arg-type]
+        store.record_share("bob", 2, 11, 2.0, NOW, False)
+        await durable(store)
+        # Every ticket became durable (the two refused shares are in the quarantine file), so no
+        # miner waits on them; the good shares are in the database once each.
+        assert heard[-1] == store.last_ticket == 10
+        assert store.set_aside == 2 and store.shares_committed == 8
+        stats = {s.worker: s for s in await store.worker_stats(NOW + 1)}
+        assert sorted(stats) == ["alice", "bob"]
+        assert stats["alice"].shares_24h == 4 and stats["bob"].shares_24h == 4
+        assert stats["bob"].rejected == {"stale-share": 1}
+        kept = [json.loads(line) for line in quarantine.read_text().splitlines()]
+        assert [(k["kind"], k["daemon"], k["record"]["worker"], k["record"]["job_id"]) for k in kept] == [
+            ("share", "d", "mallory", 5),
+            ("share", "d", None, 6),
+        ]
+        assert kept[0]["record"]["channel_id"] == 2**63 and kept[0]["error"]
+        # And the store goes on as before.
+        store.record_share("carol", 1, 12, 1.0, NOW, False)
+        await durable(store)
+        assert heard[-1] == 11
+    finally:
+        await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_refused_record_waits_while_the_quarantine_file_cannot_be_written(
+    make_backend: Callable[[], Backend], tmp_path: Path
+) -> None:
+    """The ticket advances only once the refused share is durable somewhere; the good shares of
+    its batch, committed meanwhile, are not written twice."""
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data directory should be")
+    store = BatchedStore(make_backend(), reactor, daemon="d", quarantine=blocker / "store-quarantine.jsonl")
+    await store.start()
+    try:
+        store.record_share("alice", 1, 1, 1.0, NOW, False)
+        await durable(store)
+        store.record_share("alice", 1, 2, 1.0, NOW, False)  # commits alone
+        store.record_share(*OUT_OF_RANGE)  # with the next one
+        store.record_share("alice", 1, 3, 1.0, NOW, False)
+        for _ in range(400):
+            if store.last_error:
+                break
+            await deferLater(reactor, 0.005, lambda: None)
+        assert store.last_error is not None
+        assert store.durable == 2 and store.set_aside == 0
+        blocker.unlink()
+        await durable(store)
+        assert store.durable == 4 and store.set_aside == 1
+        (alice,) = await store.worker_stats(NOW + 1)
+        assert alice.shares_24h == 3
+        assert len((blocker / "store-quarantine.jsonl").read_text().splitlines()) == 1
+    finally:
+        await store.stop()

@@ -15,6 +15,10 @@ from hypothesis import strategies as st
 MAX_SMALL_BYTES = 40
 
 utf8_text = st.text(st.characters(codec="utf-8"), max_size=20)
+#: What a worker may be called: any UTF-8 text without C0 controls or DEL.
+worker_names = st.text(
+    st.characters(codec="utf-8", exclude_characters="".join(map(chr, [*range(32), 127]))), max_size=20
+)
 request_ids: st.SearchStrategy[int | str] = st.one_of(st.integers(-(2**63), 2**64), st.text(max_size=20))
 u32 = st.integers(0, 0xFFFFFFFF)
 small_bytes = st.binary(max_size=MAX_SMALL_BYTES)

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sv2proxy import sv1
-from sv2proxy.sv1 import ERROR_OTHER, Configure, Notification, Request, Response, Sv1Error
+from sv2proxy.sv1 import ERROR_OTHER, ERROR_UNAUTHORIZED, Configure, Notification, Request, Response, Sv1Error
 
 from .strategies import json_objects, json_values, request_ids
 
@@ -289,6 +289,22 @@ def test_bad_subscribe_and_authorize(method: str, params: list[Any]) -> None:
     with pytest.raises(Sv1Error) as caught:
         sv1.parse_request(Request("q", method, tuple(params)))
     assert caught.value.request_id == "q"
+
+
+@pytest.mark.parametrize("name", ["a\u0000b", "rig\n1", "\u001b[31mred", "tab\there", "del\u007f"])
+@pytest.mark.parametrize(("method", "params"), [("mining.authorize", ["w", "x"]), ("mining.submit", VALID_SUBMIT)])
+def test_worker_names_with_control_characters_are_unauthorized(name: str, method: str, params: list[Any]) -> None:
+    """A worker's name is logged, shown and stored (PostgreSQL text takes no NUL): 24, not 20."""
+    line = json.dumps({"id": 7, "method": method, "params": [name, *params[1:]]}).encode()
+    with pytest.raises(Sv1Error) as caught:
+        parse_fully(line)
+    assert (caught.value.code, caught.value.request_id) == (ERROR_UNAUTHORIZED, 7)
+    assert "must not contain control characters" in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["bc1q.rig-1_α", "ünïcode rig", "a~b"])
+def test_worker_names_without_control_characters_are_kept(name: str) -> None:
+    assert sv1.parse_request(Request(1, "mining.authorize", (name, "x"))) == sv1.Authorize(name, "x")
 
 
 @pytest.mark.parametrize(

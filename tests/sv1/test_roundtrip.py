@@ -32,7 +32,7 @@ from sv2proxy.sv1 import (
     SuggestDifficulty,
 )
 
-from .strategies import difficulties, hash32, json_values, request_ids, small_bytes, u32, utf8_text
+from .strategies import difficulties, hash32, json_values, request_ids, small_bytes, u32, utf8_text, worker_names
 
 
 def one_line(line: bytes) -> bytes:
@@ -70,7 +70,7 @@ def test_subscribe(request_id: int | str, user_agent: str | None) -> None:
     assert request_of(sv1.subscribe_request(request_id, user_agent), request_id) == Subscribe(user_agent)
 
 
-@given(request_ids, utf8_text, utf8_text)
+@given(request_ids, worker_names, utf8_text)
 def test_authorize(request_id: int | str, username: str, password: str) -> None:
     line = sv1.authorize_request(request_id, username, password)
     assert request_of(line, request_id) == Authorize(username, password)
@@ -95,7 +95,7 @@ def test_suggest_difficulty(request_id: int | str, difficulty: float) -> None:
     assert request_of(line, request_id) == SuggestDifficulty(difficulty)
 
 
-@given(request_ids, utf8_text, utf8_text, small_bytes, u32, u32, st.none() | u32)
+@given(request_ids, worker_names, utf8_text, small_bytes, u32, u32, st.none() | u32)
 def test_submit(
     request_id: int | str,
     worker: str,
