@@ -57,7 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     reconnect = commands.add_parser(
         "reconnect", help="ask every miner to reconnect: to this daemon again, or to --host/--port"
     )
-    reconnect.add_argument("--host", default="", help="where miners should go (default: here)")
+    reconnect.add_argument(
+        "--host",
+        default="",
+        help="where miners should go (default: back here; Stratum V1 miners are hung up on and redial"
+        " their configured pool; cgminer-based firmware follows only a host in the same domain)",
+    )
     reconnect.add_argument("--port", type=_port, default=0, help="the port there (default: the same)")
     return parser
 
@@ -272,6 +277,8 @@ def run(arguments: argparse.Namespace, out: TextIO) -> None:
     elif command == "reconnect":
         where = f"{documents['host'] or 'this daemon'}, port {documents['port'] or 'the same'}"
         text = f"asked {documents['miners']} miner connections to reconnect to {where}"
+        if documents.get("pending"):
+            text += " (sent once the share store has made their accepted shares durable)"
     else:
         now = fetch(base, "/api/v1/status", token)["time"]
         text = render_workers(documents, now) if command == "workers" else render_upstreams(documents, now)

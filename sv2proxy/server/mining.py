@@ -509,13 +509,14 @@ class MiningService(Service):
         self.manager.close(channel_id)
         self._deliver([(owner, CloseChannel(channel_id, reason))])
 
-    def reconnect_miners(self, host: str = "", port: int = 0) -> int:
+    def reconnect_miners(self, host: str = "", port: int = 0) -> tuple[int, bool]:
         """Ask every miner with a channel to move to ``host:port`` (empty/0: reconnect here).
 
         The operator's move (maintenance, another daemon): the Reconnect message, or
         ``client.reconnect`` for Stratum V1, goes once every share accepted so far is durable
         and after the batched acknowledgements, so a miner that obeys at once has been told
-        of every share it is credited with.  Returns how many connections are told.
+        of every share it is credited with.  Returns how many connections are told, and
+        whether the message waits for the share store (True: shares are not durable yet).
         """
         message = Reconnect(host, port)
         owners = self.manager.owners()
@@ -526,13 +527,16 @@ class MiningService(Service):
             self._deliver(self._flush_all())
             self._deliver([(owner, message) for owner in owners], hold=False)
 
+        ledger = self.ledger
+        pending = ledger is not None and ledger.durable < ledger.last_ticket
         self.when_durable(tell)
         log.info(
-            "asked {count} miner connections to reconnect to {where}",
+            "asked {count} miner connections to reconnect to {where}{pending}",
             count=len(owners),
             where=f"{host or 'this daemon'}:{port or 'same port'}",
+            pending=" (once the share store has made their shares durable)" if pending else "",
         )
-        return len(owners)
+        return len(owners), pending
 
     def channel_hash_rate(self, channel_id: int) -> float:
         """H/s one channel does, as its shares say."""
@@ -576,11 +580,15 @@ class MiningService(Service):
             item = held.popleft()[1]
             if isinstance(item, tuple):
                 release.append(item)
-            else:
-                try:
-                    item()
-                except Exception:
-                    log.failure("acknowledging a durable share failed")
+                continue
+            if release:
+                # What was held before the callback goes first: it may send more (a Reconnect).
+                self._deliver(release, hold=False)
+                release = []
+            try:
+                item()
+            except Exception:
+                log.failure("acknowledging a durable share failed")
         if release:
             self._deliver(release, hold=False)
 

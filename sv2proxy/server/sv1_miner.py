@@ -99,6 +99,10 @@ _SHARE_ERRORS = {
 }
 
 
+#: Worker names one connection may authorize (each is counted and shown to the operator).
+MAX_WORKERS_PER_CONNECTION = 64
+
+
 class Sv1MinerProtocol(Protocol):
     """One Stratum V1 miner: subscribe, (configure), authorize, then notify/submit."""
 
@@ -279,6 +283,11 @@ class Sv1MinerProtocol(Protocol):
             if not self.mining.same_payout(self.channel_id, username):
                 self._write(error(request_id, ERROR_UNAUTHORIZED, "one payout address per connection"))
                 return
+            if username not in self.workers and len(self.workers) >= MAX_WORKERS_PER_CONNECTION:
+                # Each name is counted and shown to the operator: a connection may not mint them.
+                limit = f"at most {MAX_WORKERS_PER_CONNECTION} workers per connection"
+                self._write(error(request_id, ERROR_UNAUTHORIZED, limit))
+                return
             self.workers.add(username)
             self._write(result(request_id, True))
             return
@@ -390,11 +399,15 @@ class Sv1MinerProtocol(Protocol):
             log.debug("nothing to tell a Stratum V1 miner about {message}", message=type(message).__name__)
 
     def _reconnect(self, message: Reconnect) -> None:
-        """The operator moves miners: ``client.reconnect`` with a host and port always named.
+        """The operator moves miners: ``client.reconnect`` to a new pool, or back here.
 
-        Firmware differs on an empty host or a zero port (some take them literally), so "here"
-        is spelled out as the address this miner connected to.
+        "Back here" is a hang-up: every firmware then reconnects to the address it was
+        configured with, while the address we see locally may be unreachable to it (NAT, a
+        load balancer) or refused (cgminer follows only a host in the pool's own domain).
         """
+        if not message.new_host and not message.new_port:
+            self._close("the operator asked miners to reconnect")
+            return
         here = self.transport.getHost()
         host = message.new_host or getattr(here, "host", "")
         port = message.new_port or getattr(here, "port", 0)

@@ -19,6 +19,8 @@ from typing import Any
 PALETTE = ("#2f7ed8", "#e4572e", "#17a589", "#f39c12", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d")
 #: Workers drawn one line each on the per-worker chart (the busiest).
 CHART_WORKERS = 6
+#: Rows a table shows (workers the busiest first, blocks the latest); the rest are counted.
+TABLE_ROWS = 100
 
 Series = Sequence[tuple[float, float]]
 
@@ -259,6 +261,13 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: froze
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
+def _more(hidden: int, what: str, link: str) -> str:
+    """The note under a table cut at :data:`TABLE_ROWS`."""
+    if hidden <= 0:
+        return ""
+    return f'<p class="muted more">{hidden} more {escape(what)} not shown: see <a href="{link}">{link}</a></p>'
+
+
 def _short_hash(block_hash: str) -> str:
     return f'<code title="{escape(block_hash)}">{escape(block_hash[:16])}…</code>'
 
@@ -299,7 +308,7 @@ def render_dashboard(data: DashboardData) -> str:
             str(w["stored"]["blocks"] if w["stored"] else w["blocks"]),
             escape(format_duration(data.now - w["last_share_at"]) + " ago" if w["last_share_at"] is not None else "–"),
         ]
-        for w in data.workers
+        for w in data.workers[:TABLE_ROWS]
     ]
     block_rows = [
         [
@@ -310,7 +319,7 @@ def render_dashboard(data: DashboardData) -> str:
             f'<span class="status-{escape(b["status"])}">{escape(b["status"])}</span>'
             + (f" <span class=muted>{escape(b['reason'])}</span>" if b["reason"] else ""),
         ]
-        for b in data.blocks
+        for b in data.blocks[:TABLE_ROWS]
     ]
     upstream_rows = [
         [
@@ -355,11 +364,13 @@ def render_dashboard(data: DashboardData) -> str:
             worker_rows,
             frozenset({2, 3, 4, 5, 6}),
         )
+        + _more(len(data.workers) - len(worker_rows), "workers", "api/v1/workers")
         if worker_rows
         else '<p class="muted">No workers yet.</p>',
         "</section>",
         "<section><h2>Blocks</h2>",
         _table(["Found", "Height", "Hash", "Worker", "Status"], block_rows, frozenset({1}))
+        + _more(len(data.blocks) - len(block_rows), "blocks", "api/v1/blocks")
         if block_rows
         else '<p class="muted">No blocks found yet.</p>',
         "</section>",

@@ -5,11 +5,17 @@ process, with or without a store: shares accepted and rejected per worker and re
 hash-rate history in one-minute buckets, found blocks, upstream connections, handshake
 failures and when the last work arrived.  Everything is plain counting on the reactor thread;
 time comes from the injected clock.
+
+Worker names are the miners' to choose (one Stratum V1 connection may authorize any number
+of them), so at most :data:`MAX_LIVE_WORKERS` are remembered: a new name past that forgets
+the worker whose last share is the oldest (its figures live on in the store, if there is one).
+Rejection reasons are the pool's, a small fixed set, but a proxy's upstream pool chooses them:
+past :data:`MAX_REJECT_REASONS` distinct reasons, new ones count as ``other``.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,6 +40,17 @@ BUCKET = 60.0
 KEPT_BUCKETS = 60
 #: Found blocks remembered for the API when there is no store.
 KEPT_BLOCKS = 50
+#: Workers remembered at once, the least recently seen forgotten first.
+MAX_LIVE_WORKERS = 10_000
+#: Distinct rejection reasons counted (per worker and in all); any further ones are ``other``.
+MAX_REJECT_REASONS = 32
+OTHER_REASON = "other"
+
+
+def _count_reason(counts: dict[str, int], reason: str) -> None:
+    if reason not in counts and len(counts) >= MAX_REJECT_REASONS:
+        reason = OTHER_REASON
+    counts[reason] = counts.get(reason, 0) + 1
 
 
 class RateHistory:
@@ -115,10 +132,18 @@ class UpstreamLive:
 class LiveState:
     """Counts the bus's events; :meth:`start` subscribes, :meth:`stop` unsubscribes."""
 
-    def __init__(self, events: EventBus, clock: IReactorTime, upstream_urls: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        events: EventBus,
+        clock: IReactorTime,
+        upstream_urls: tuple[str, ...] = (),
+        max_workers: int = MAX_LIVE_WORKERS,
+    ) -> None:
         self.events = events
         self.clock = clock
-        self.workers: dict[str, WorkerLive] = {}
+        self.max_workers = max_workers
+        #: By name, the least recently seen first (see :data:`MAX_LIVE_WORKERS`).
+        self.workers: OrderedDict[str, WorkerLive] = OrderedDict()
         self.pool_history = RateHistory()
         self.accepted = 0
         self.accepted_difficulty = 0.0
@@ -160,9 +185,14 @@ class LiveState:
     # -- subscribers -----------------------------------------------------------------------
 
     def _share(self, event: ShareSubmitted) -> None:
-        worker = self.workers.get(event.worker)
+        workers = self.workers
+        worker = workers.get(event.worker)
         if worker is None:
-            worker = self.workers[event.worker] = WorkerLive()
+            while len(workers) >= self.max_workers:
+                workers.popitem(last=False)
+            worker = workers[event.worker] = WorkerLive()
+        else:
+            workers.move_to_end(event.worker)
         now = self.clock.seconds()
         worker.last_share_at = now
         if event.accepted:
@@ -174,8 +204,8 @@ class LiveState:
             self.pool_history.add(now, event.difficulty)
         else:
             reason = event.error_code or "rejected"
-            worker.rejected[reason] = worker.rejected.get(reason, 0) + 1
-            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+            _count_reason(worker.rejected, reason)
+            _count_reason(self.rejected, reason)
 
     def _block_mined(self, event: BlockMined) -> None:
         if event.worker is None:

@@ -15,8 +15,10 @@ import pytest_twisted
 import treq
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from sv2proxy.cli import status as status_cli
@@ -173,7 +175,12 @@ async def test_an_operator_sees_miners_shares_and_blocks(tmp_path: Path):
             ["--url", base, "--token", TOKEN, "reconnect", "--host", "backup.example", "--port", "3334"]
         )
         await deferToThread(status_cli.run, arguments, out)
-        assert out.getvalue() == "asked 1 miner connections to reconnect to backup.example, port 3334\n"
+        # Whether the message still waited for the store's commit depends on timing.
+        told = "asked 1 miner connections to reconnect to backup.example, port 3334"
+        assert out.getvalue() in (
+            told + "\n",
+            told + " (sent once the share store has made their accepted shares durable)\n",
+        )
         device = miners.device
         await until(lambda: device.stats.reconnects == [("backup.example", 3334)])
         await until(lambda: not daemon.getServiceNamed("mining").miner_channels())
@@ -183,3 +190,77 @@ async def test_an_operator_sees_miners_shares_and_blocks(tmp_path: Path):
         await node.stop()
     # Stopping the daemon ended the event stream; the collector finishes rather than hanging.
     await collecting.addErrback(lambda _: None)
+
+
+class _Raw(Protocol):
+    """One raw HTTP exchange: what the daemon wrote before it hung up."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.closed: Deferred[bytes] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        self.received.extend(data)
+
+    def connectionLost(self, reason: object = None) -> None:  # noqa: N802
+        self.closed.callback(bytes(self.received))
+
+
+@pytest_twisted.ensureDeferred
+async def test_without_a_token_only_this_machine_is_served(tmp_path: Path):
+    node = RegtestNode(tmp_path / "node", reactor, rpcuser="test", rpcpassword="secret")
+    await node.start()
+    _, daemon = start_daemon(tmp_path, node.rpc_url, token=None)
+    try:
+        base = await web_url(daemon)
+        port = base.rsplit(":", 1)[1]
+        # Loopback clients are served as before, sv2proxy-status included.
+        local = await treq.get(base + "/api/v1/status")
+        assert local.code == 200 and (await local.json())["mode"] == "pool"
+        assert local.headers.getRawHeaders(b"x-content-type-options") == [b"nosniff"]
+        # The share store answers queries only once its schema is in place (a moment after start).
+        for _ in range(200):
+            workers = await treq.get(base + "/api/v1/workers")
+            await workers.content()
+            if workers.code == 200:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        out = io.StringIO()
+        await deferToThread(status_cli.run, status_cli._parser().parse_args(["--url", base]), out)
+        assert "connections" in out.getvalue()
+
+        # A page whose name was rebound to 127.0.0.1 reaches the port but names itself in Host.
+        for path in ("/api/v1/status", "/", "/metrics"):
+            rebound = await treq.get(base + path, headers={"Host": f"attacker.example:{port}"})
+            assert rebound.code == 403, path
+            assert "loopback host names" in (await rebound.json())["error"]
+        forged = await treq.post(
+            base + "/api/v1/reconnect",
+            data=b'{"host": "pool.attacker.example", "port": 3333}',
+            headers={"Content-Type": "application/json", "Host": f"attacker.example:{port}"},
+        )
+        assert forged.code == 403
+        await forged.content()
+        # A page elsewhere posting to the loopback address: its Origin gives it away.
+        cross = await treq.post(
+            base + "/api/v1/reconnect",
+            data=b'{"host": "pool.attacker.example", "port": 3333}',
+            headers={"Content-Type": "application/json", "Origin": "http://attacker.example"},
+        )
+        assert cross.code == 403
+        await cross.content()
+        moved = await treq.post(base + "/api/v1/reconnect", data=b"{}", headers={"Content-Type": "application/json"})
+        assert moved.code == 200 and (await moved.json())["miners"] == 0
+
+        # A body too large to be a reconnect is refused before it is read.
+        raw = _Raw()
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", int(port)), raw)
+        raw.transport.write(
+            b"POST /api/v1/reconnect HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 10000000\r\n\r\n{"
+        )
+        answer = await raw.closed.addTimeout(10, reactor)
+        assert answer.startswith(b"HTTP/1.1 413 ")
+    finally:
+        await daemon.stopService()
+        await node.stop()

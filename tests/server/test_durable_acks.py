@@ -195,26 +195,44 @@ def test_an_operators_reconnect_follows_every_durable_acknowledgement(mining, le
     v1 = Miner(mining)
     v1.handshake()
     v1.transport.clear()
-    assert mining.reconnect_miners("backup.example", 3334) == 2
+    assert mining.reconnect_miners("backup.example", 3334) == (2, True)
     assert sent(transport) == []  # the share is not durable: its Success, then the Reconnect
     ledger.commit()
     ack, reconnect = sent(transport)
     assert isinstance(ack, SubmitSharesSuccess) and ack.new_submits_accepted_count == 1
     assert reconnect == Reconnect("backup.example", 3334)
     (line,) = v1.received()
-    assert line == {"id": None, "method": "client.reconnect", "params": ["backup.example", 3334, 0]}
+    assert line["method"] == "client.reconnect" and line["params"][0] == "backup.example"
+    assert int(line["params"][1]) == 3334
 
 
-def test_a_v1_miner_told_to_come_back_gets_the_address_it_connected_to(mining):
+def test_a_success_held_before_the_reconnect_still_goes_first(mining, ledger):
+    protocol, transport, channel_id, job_id = _open(mining)
+    first, second = _shares(mining, channel_id, job_id, 2)
+    _submit(protocol, channel_id, 0, job_id, first)
+    _submit(protocol, channel_id, 1, job_id, second)  # the batch of two is full: its Success is held
+    assert mining.reconnect_miners("backup.example", 3334) == (1, True)
+    ledger.commit()
+    ack, reconnect = sent(transport)
+    assert isinstance(ack, SubmitSharesSuccess) and ack.new_submits_accepted_count == 2
+    assert reconnect == Reconnect("backup.example", 3334)
+
+
+def test_with_every_share_durable_the_reconnect_goes_at_once(mining, ledger):
+    protocol, transport, channel_id, job_id = _open(mining)
+    assert mining.reconnect_miners() == (1, False)
+    assert sent(transport) == [Reconnect("", 0)]
+
+
+def test_a_v1_miner_told_to_come_back_is_hung_up_on(mining):
     v1 = Miner(mining)
     v1.handshake()
     v1.transport.clear()
-    here = v1.transport.getHost()
     mining.reconnect_miners()
-    (line,) = v1.received()
-    assert line["method"] == "client.reconnect" and line["params"] == [here.host, here.port, 0]
+    assert v1.received() == []  # no address that firmware might misread: it redials its own
+    assert v1.transport.disconnecting
 
 
 def test_connections_without_a_channel_are_not_counted(mining):
     set_up(mining)  # set up, no channel
-    assert mining.reconnect_miners() == 0
+    assert mining.reconnect_miners() == (0, False)

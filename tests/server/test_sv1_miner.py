@@ -409,3 +409,21 @@ def test_closing_frees_the_reserved_extranonce(mining):
     assert mining.manager._reserved
     miner.protocol.connectionLost()
     assert not mining.manager._reserved
+
+
+def test_a_connection_cannot_mint_worker_names_without_end(mining):
+    from sv2proxy.server.sv1_miner import MAX_WORKERS_PER_CONNECTION
+
+    mining.new_work(WORK)
+    mining.new_prev_hash(1, PREV)
+    miner = Miner(mining)
+    miner.handshake("alice.0")
+    for n in range(1, MAX_WORKERS_PER_CONNECTION):
+        miner.send("mining.authorize", f"alice.{n}", "x")
+    assert all(line.get("result") is True for line in miner.received() if "result" in line)
+    refused = miner.send("mining.authorize", "alice.extra", "x")
+    again = miner.send("mining.authorize", "alice.3", "x")  # a known name is still fine
+    answers = {line["id"]: line for line in miner.received()}
+    assert answers[refused]["error"][0] == 24 and "workers per connection" in answers[refused]["error"][1]
+    assert answers[again]["result"] is True
+    assert len(miner.protocol.workers) == MAX_WORKERS_PER_CONNECTION

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sv2proxy.web import views
 from sv2proxy.web.dashboard import (
     CHART_WORKERS,
+    TABLE_ROWS,
     DashboardData,
     format_duration,
     format_hash_rate,
@@ -111,6 +112,25 @@ def test_the_page_shows_the_figures_and_charts() -> None:
     assert "no store: live figures since start only" in text
     # The found block is drawn on the pool chart.
     assert any(tag == "line" and attrs.get("class") == "block-marker" for tag, attrs in parsed.tags)
+
+
+def test_long_tables_show_the_busiest_and_count_the_rest() -> None:
+    many = 3 * TABLE_ROWS
+    workers = views.worker_documents(
+        {f"rig{i:04}": WorkerLive(accepted=1, last_share_at=T0) for i in range(many)},
+        [views.ChannelView(f"rig{i:04}", float(i)) for i in range(many)],
+        None,
+    )
+    page = render_dashboard(data(workers=workers, worker_histories=[]))
+    parsed = parse(page)
+    rows = [attrs for tag, attrs in parsed.tags if tag == "tr"]
+    assert len(rows) == (1 + TABLE_ROWS) + (1 + 1) + (1 + 1)  # workers, then a block, then an upstream
+    text = "".join(parsed.text)
+    assert f"rig{many - 1:04}" in text and f"rig{many - TABLE_ROWS:04}" in text  # the fastest first
+    assert f"rig{many - TABLE_ROWS - 1:04}" not in text
+    assert f"{many - TABLE_ROWS} more workers not shown" in text
+    assert f"{many} more" not in text and "more blocks" not in text
+    assert "Workers" in text and str(many) in text  # the tile still counts every worker
 
 
 def test_an_empty_daemon_renders() -> None:

@@ -21,7 +21,16 @@ from sv2proxy.events import (
     ShareSubmitted,
 )
 from sv2proxy.store.records import HASHES_PER_DIFFICULTY, BlockRecord
-from sv2proxy.web.live import BUCKET, KEPT_BLOCKS, KEPT_BUCKETS, LiveState, RateHistory
+from sv2proxy.web.live import (
+    BUCKET,
+    KEPT_BLOCKS,
+    KEPT_BUCKETS,
+    MAX_LIVE_WORKERS,
+    MAX_REJECT_REASONS,
+    OTHER_REASON,
+    LiveState,
+    RateHistory,
+)
 
 T0 = 1_800_000_000.0  # a whole number of minutes: 30_000_000 * 60
 
@@ -274,3 +283,37 @@ def test_aux_rewards_are_counted_per_chain(live: LiveState, bus: EventBus, clock
     namecoin = live.aux["namecoin"]
     assert (namecoin.blocks, namecoin.rewards, namecoin.last_height) == (2, 9_000, 11)
     assert namecoin.last_at == clock.seconds() and live.aux["doge"].blocks == 1
+
+
+# -- bounds ------------------------------------------------------------------------------------
+
+
+def test_workers_are_bounded_forgetting_the_least_recently_seen(bus: EventBus, clock: Clock) -> None:
+    live = LiveState(bus, clock, max_workers=3)
+    live.start()
+    for name in ("a", "b", "c"):
+        bus.publish(share(name))
+        clock.advance(1)
+    bus.publish(share("a", accepted=False, error="stale-share"))  # "a" is seen again: "b" is now the oldest
+    bus.publish(share("d"))
+    assert list(live.workers) == ["c", "a", "d"]
+    assert live.workers["a"].accepted == 1 and live.workers["a"].rejected == {"stale-share": 1}
+    bus.publish(share("e"))
+    assert list(live.workers) == ["a", "d", "e"]
+    assert live.accepted == 5  # the totals forget nobody
+
+
+def test_a_million_names_from_one_miner_cost_a_bounded_map(live: LiveState, bus: EventBus) -> None:
+    for i in range(MAX_LIVE_WORKERS + 500):
+        bus.publish(share(f"rig{i}"))
+    assert len(live.workers) == MAX_LIVE_WORKERS
+    assert "rig0" not in live.workers and f"rig{MAX_LIVE_WORKERS + 499}" in live.workers
+
+
+def test_rejection_reasons_are_bounded(live: LiveState, bus: EventBus) -> None:
+    for i in range(MAX_REJECT_REASONS + 10):
+        bus.publish(share("alice", accepted=False, error=f"reason-{i}"))
+    bus.publish(share("alice", accepted=False, error="reason-0"))  # a known one still counts as itself
+    for counts in (live.workers["alice"].rejected, live.rejected):
+        assert len(counts) == MAX_REJECT_REASONS + 1
+        assert counts[OTHER_REASON] == 10 and counts["reason-0"] == 2

@@ -31,14 +31,23 @@ from sv2proxy.events import (
     StratumV2MessageReceived,
 )
 from sv2proxy.store.records import BlockRecord, UpstreamEventRecord, WorkerStats
+from sv2proxy.web import resources
 from sv2proxy.web.context import MAX_PAYOUT_WINDOW, WebContext
 from sv2proxy.web.metrics import Metrics
-from sv2proxy.web.resources import DEFAULT_PAYOUT_WINDOW, KEEPALIVE_INTERVAL, EventStream, Root
+from sv2proxy.web.resources import (
+    DEFAULT_PAYOUT_WINDOW,
+    DEFAULT_WORKER_LIMIT,
+    KEEPALIVE_INTERVAL,
+    MAX_EVENT_STREAMS,
+    MAX_WORKER_LIMIT,
+    EventStream,
+    Root,
+)
 from sv2proxy.web.service import WebService
 
 from .fakes import T0, FakeChannel, FakeMining, FakeStore, make_context
 
-BASE = "http://sv2proxy.test"
+BASE = "http://127.0.0.1:8080"  # without a token only loopback Host names are served
 
 
 def result(d: Deferred[Any]) -> Any:
@@ -56,9 +65,10 @@ class Client:
 
     def __init__(self, context: WebContext, token: str | None = None) -> None:
         self.context = context
-        self.streams: set[EventStream] = set()
         self.metrics = Metrics(context)
-        self.stub = StubTreq(Root(context, self.metrics, token, self.streams))
+        self.root = Root(context, self.metrics, token)
+        self.streams: set[EventStream] = self.root.broadcaster.streams
+        self.stub = StubTreq(self.root)
 
     def get(self, path: str, **kwargs: Any) -> tuple[Any, bytes]:
         d = self.stub.get(BASE + path, **kwargs)
@@ -140,6 +150,23 @@ def test_workers_and_one_worker(client: Client, bus: EventBus) -> None:
     assert alice == workers[0]
     assert client.json("/api/v1/workers/carol")["connected"] is False
     assert client.json("/api/v1/workers/nobody", 404) == {"error": "no worker 'nobody'"}
+
+
+def test_the_workers_list_is_capped(client: Client, bus: EventBus) -> None:
+    for i in range(DEFAULT_WORKER_LIMIT + 5):
+        bus.publish(ShareSubmitted(9, 1, f"rig{i:05}", 1.0, True))
+    response, body = client.get("/api/v1/workers")
+    assert response.code == 200
+    assert response.headers.getRawHeaders("x-total-count") == [str(DEFAULT_WORKER_LIMIT + 7)]
+    workers = json.loads(body)
+    assert len(workers) == DEFAULT_WORKER_LIMIT
+    assert [w["name"] for w in workers[:3]] == ["alice", "bob", "rig00000"]  # the busiest first
+    assert [w["name"] for w in client.json("/api/v1/workers?limit=2")] == ["alice", "bob"]
+    assert len(client.json("/api/v1/workers/?limit=3")) == 3
+    assert client.json(f"/api/v1/workers?limit={MAX_WORKER_LIMIT + 1}", 400) == {
+        "error": f"limit must be from 1 to {MAX_WORKER_LIMIT}"
+    }
+    assert client.json("/api/v1/workers?limit=0", 400)["error"]
 
 
 def test_a_worker_name_is_url_decoded(live_only: tuple[WebContext, EventBus, Clock]) -> None:
@@ -417,6 +444,57 @@ def test_the_types_filter(client: Client, bus: EventBus) -> None:
         s.close()
 
 
+def test_each_event_is_serialized_once_for_every_stream(
+    client: Client, bus: EventBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    documents: list[str] = []
+    real = resources.event_document
+
+    def counting(event: Any, at: float) -> dict[str, Any]:
+        documents.append(type(event).__name__)
+        return real(event, at)
+
+    monkeypatch.setattr(resources, "event_document", counting)
+    streams = [Stream(client), Stream(client), Stream(client, "?types=ShareSubmitted"), Stream(client, "?types=X")]
+    for stream in streams:
+        stream.read()
+    bus.publish(ShareSubmitted(1, 2, "alice", 1.0, True))
+    bus.publish(MiningPoolConnected("sv2://up:3336"))
+    bus.publish(HandshakeFailed("p", "timeout"))
+    assert documents == ["ShareSubmitted", "MiningPoolConnected", "HandshakeFailed"]
+    records = [stream.read() for stream in streams]
+    assert records[0] == records[1] and records[0].count(b"event: ") == 3
+    assert records[2].count(b"event: ") == 1 and records[2] in records[0]
+    assert records[3] == b""
+    for s in list(client.streams):
+        s.close()
+
+
+def test_nobody_listening_costs_no_serializing(
+    client: Client, bus: EventBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    documents: list[object] = []
+    monkeypatch.setattr(resources, "event_document", lambda event, at: documents.append(event) or {})
+    stream = Stream(client, "?types=BlockMined")
+    bus.publish(ShareSubmitted(1, 2, "alice", 1.0, True))
+    for s in list(client.streams):
+        s.close()
+    bus.publish(BlockMined("aa" * 32, worker="alice"))  # no stream open: not even subscribed
+    assert documents == []
+    assert stream.read().count(b"event: ") == 0
+
+
+def test_event_streams_are_capped(client: Client) -> None:
+    streams = [Stream(client) for _ in range(MAX_EVENT_STREAMS)]
+    assert all(stream.response.code == 200 for stream in streams)
+    assert client.json("/api/v1/events", 503) == {"error": f"too many event streams open (at most {MAX_EVENT_STREAMS})"}
+    assert len(client.streams) == MAX_EVENT_STREAMS
+    next(iter(client.streams)).close()
+    assert Stream(client).response.code == 200  # a place came free
+    for s in list(client.streams):
+        s.close()
+
+
 def test_keepalives_on_the_clock(client: Client, clock: Clock) -> None:
     stream = Stream(client)
     stream.read()
@@ -452,12 +530,13 @@ def test_service_stop_closes_the_streams(live_only: tuple[WebContext, EventBus, 
 
 def raw_stream(context: WebContext) -> tuple[set[EventStream], Any, StringTransport]:
     """An event stream over a bare HTTP channel, to lose the connection or press back."""
-    streams: set[EventStream] = set()
-    site = Site(Root(context, Metrics(context), None, streams))
+    root = Root(context, Metrics(context), None)
+    site = Site(root)
     channel = site.buildProtocol(None)
     transport = StringTransport()
     channel.makeConnection(transport)
-    channel.dataReceived(b"GET /api/v1/events HTTP/1.1\r\nHost: sv2proxy.test\r\n\r\n")
+    channel.dataReceived(b"GET /api/v1/events HTTP/1.1\r\nHost: localhost:8080\r\n\r\n")
+    streams = root.broadcaster.streams
     assert transport.value().startswith(b"HTTP/1.1 200 OK\r\n")
     transport.clear()
     return streams, channel, transport
