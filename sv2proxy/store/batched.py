@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -106,6 +106,10 @@ def _private(path: str, flags: int) -> int:
 def default_daemon_name() -> str:
     """How this daemon's rows are told from others' in a shared database: the host name."""
     return socket.gethostname() or "sv2proxy"
+
+
+class StoreNotReady(Exception):
+    """A read asked before the store is up (starting, migrating, or its database unreachable)."""
 
 
 class _Worker:
@@ -447,19 +451,30 @@ class BatchedStore:
 
     # -- queries (reader thread) --------------------------------------------------------
 
+    def _read(self, query: Callable[..., T], *args: Any) -> Deferred[T]:
+        """A query on the reader thread, once the schema exists (StoreNotReady before)."""
+        if not self._ready:
+            return fail(StoreNotReady(f"share store {self.backend.description} is not ready yet ({self._why_not()})"))
+        return self._reader.call(self.reactor, query, *args)
+
+    def _why_not(self) -> str:
+        if self._stopping is not None:
+            return "stopping"
+        return f"failing: {self.last_error}" if self.last_error else "starting"
+
     def worker_stats(self, now: float, worker: str | None = None) -> Deferred[list[WorkerStats]]:
-        return self._reader.call(self.reactor, queries.worker_stats, self.backend, now, worker)
+        return self._read(queries.worker_stats, self.backend, now, worker)
 
     def blocks(self, limit: int = 50) -> Deferred[list[BlockRecord]]:
-        return self._reader.call(self.reactor, queries.blocks, self.backend, limit)
+        return self._read(queries.blocks, self.backend, limit)
 
     def upstream_events(self, limit: int = 50) -> Deferred[list[UpstreamEventRecord]]:
-        return self._reader.call(self.reactor, queries.upstream_events, self.backend, limit)
+        return self._read(queries.upstream_events, self.backend, limit)
 
     def payouts(self, window: int) -> Deferred[list[tuple[str, float, float]]]:
-        return self._reader.call(self.reactor, queries.payouts, self.backend, window)
+        return self._read(queries.payouts, self.backend, window)
 
     def hash_rate_history(
         self, now: float, span: float, buckets: int, worker: str | None = None
     ) -> Deferred[list[tuple[float, float]]]:
-        return self._reader.call(self.reactor, queries.hash_rate_history, self.backend, now, span, buckets, worker)
+        return self._read(queries.hash_rate_history, self.backend, now, span, buckets, worker)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from twisted.internet.error import ConnectError, ConnectingCancelledError, Conne
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.client import ResponseFailed
 
+from sv2proxy.config import redact_url
 from sv2proxy.errors import ServerError
 
 DEFAULT_TIMEOUT = 30.0
@@ -99,6 +101,17 @@ class BitcoinCoreRPC:
         clock: IReactorTime,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
+        #: The URL as errors and logs show it (a password in it masked).
+        self.shown_url = redact_url(url)
+        # http://USER:PASSWORD@host:port/ is a common way to write a node's URL; the HTTP client
+        # takes no user info, so it becomes the credentials unless others were given.
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            host = parts.netloc.rpartition("@")[2]
+            url = urllib.parse.urlunsplit(parts._replace(netloc=host))
+            if auth.user is None and auth.password is None:
+                user = urllib.parse.unquote(parts.username or "")
+                auth = RPCAuth(user, urllib.parse.unquote(parts.password or ""), auth.cookie_file)
         self.url = url
         self.auth = auth
         self._http = http
@@ -159,11 +172,13 @@ class BitcoinCoreRPC:
             payload: bytes = await pending
         except Exception as e:
             if timed_out:
-                raise NodeTimeout(f"{method}: no answer from the node at {self.url} within {deadline:g} s") from None
+                where = self.shown_url
+                raise NodeTimeout(f"{method}: no answer from the node at {where} within {deadline:g} s") from None
             if _cancelled(e):
                 raise CancelledError() from None
             if isinstance(e, ConnectionRefusedError | ConnectError | DNSLookupError):
-                raise NodeError(f"{method}: cannot reach the node at {self.url}: {e.__class__.__name__}") from None
+                where = self.shown_url
+                raise NodeError(f"{method}: cannot reach the node at {where}: {e.__class__.__name__}") from None
             if isinstance(e, ResponseFailed):
                 reason = e.reasons[0].getErrorMessage() if e.reasons else "unknown reason"
                 raise NodeError(f"{method}: the connection to the node broke: {reason}") from None

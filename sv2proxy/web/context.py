@@ -146,6 +146,7 @@ class WebContext:
             commits=store.commits,
             shares_committed=store.shares_committed,
             last_error=store.last_error,
+            set_aside=getattr(store, "set_aside", 0),
         )
 
     def merge_mining(self) -> list[dict[str, Any]]:

@@ -125,6 +125,11 @@ class DaemonCollector(Collector):
             yield CounterMetricFamily(
                 f"{PREFIX}_store_shares_committed", "Shares made durable", value=store.shares_committed
             )
+            yield CounterMetricFamily(
+                f"{PREFIX}_store_records_set_aside",
+                "Records the database refused, kept in the data directory's store-quarantine.jsonl",
+                value=store.set_aside,
+            )
 
 
 class Metrics:

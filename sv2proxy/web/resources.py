@@ -28,6 +28,7 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from sv2proxy.events import Event, EventBus, StratumV2MessageReceived
+from sv2proxy.store.batched import StoreNotReady
 from sv2proxy.web import hosts
 from sv2proxy.web.context import MAX_PAYOUT_WINDOW, WebContext
 from sv2proxy.web.dashboard import CHART_WORKERS, DashboardData, render_dashboard
@@ -112,6 +113,10 @@ class AsyncResource(Resource):
                 return
             if failure.check(HTTPError):
                 _finish_error(request, failure.value.status, str(failure.value))
+                return
+            if failure.check(StoreNotReady):
+                request.setHeader(b"retry-after", b"5")
+                _finish_error(request, 503, str(failure.value))
                 return
             log.failure("the web API failed on {path}", failure, path=request.path)
             _finish_error(request, 500, "internal error (see the daemon's log)")

@@ -33,6 +33,7 @@ class StoreState:
     commits: int
     shares_committed: int
     last_error: str | None
+    set_aside: int = 0  # records the database refused, kept in the quarantine file
 
 
 def store_document(store: StoreState | None) -> dict[str, Any]:
@@ -48,6 +49,7 @@ def store_document(store: StoreState | None) -> dict[str, Any]:
         "commits": store.commits,
         "shares_committed": store.shares_committed,
         "last_error": store.last_error,
+        "set_aside": store.set_aside,
     }
 
 

@@ -513,3 +513,17 @@ async def test_a_refused_record_waits_while_the_quarantine_file_cannot_be_writte
         assert len((blocker / "store-quarantine.jsonl").read_text().splitlines()) == 1
     finally:
         await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_reads_before_the_schema_exists_say_so(tmp_path: Path) -> None:
+    from sv2proxy.store.batched import StoreNotReady
+
+    store = BatchedStore(SQLiteBackend(tmp_path / "shares.sqlite3"), reactor, daemon="test-daemon")
+    with pytest.raises(StoreNotReady, match="not ready yet \\(starting\\)"):
+        await store.worker_stats(0.0)
+    await store.start()
+    try:
+        assert await store.worker_stats(0.0) == []
+    finally:
+        await store.stop()

@@ -90,6 +90,16 @@ async def test_results_and_node_errors(node, tmp_path: Path):
 
 
 @pytest_twisted.ensureDeferred
+async def test_credentials_in_the_url_are_used_and_never_shown(node):
+    fake, url, http = node
+    fake.credentials = ("alice", "p@ss:word")
+    with_userinfo = url.replace("http://", "http://alice:p%40ss%3Aword@")
+    rpc = BitcoinCoreRPC(with_userinfo, RPCAuth(cookie_file=None), http, reactor)
+    assert await rpc.getbestblockhash() == "00" * 32
+    assert "word" not in rpc.shown_url and "@" not in rpc.url
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_new_cookie_is_read_after_a_401_and_wrong_credentials_are_reported(node, tmp_path: Path):
     fake, url, http = node
     cookie = tmp_path / ".cookie"
@@ -115,9 +125,10 @@ async def test_timeouts_and_unreachable_nodes_are_node_errors(node, tmp_path: Pa
     port = reactor.listenTCP(0, server.Site(FakeCore()), interface="127.0.0.1")
     closed = port.getHost().port
     await port.stopListening()
-    gone = BitcoinCoreRPC(f"http://127.0.0.1:{closed}/", RPCAuth("a", "b"), http, reactor, timeout=2)
-    with pytest.raises(NodeError, match="cannot reach the node"):
+    gone = BitcoinCoreRPC(f"http://rpc:hunter2@127.0.0.1:{closed}/", RPCAuth("a", "b"), http, reactor, timeout=2)
+    with pytest.raises(NodeError, match="cannot reach the node at http://rpc:\\*+@127") as caught:
         await gone.getbestblockhash()
+    assert "hunter2" not in str(caught.value)  # errors are logged: a password in the URL never is
     missing = BitcoinCoreRPC(url, RPCAuth(cookie_file=tmp_path / "nope" / ".cookie"), http, reactor)
     with pytest.raises(NodeError, match="cannot read the node's cookie file"):
         await missing.getbestblockhash()

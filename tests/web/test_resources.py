@@ -262,6 +262,20 @@ def test_a_failing_query_is_a_json_500(live_only: tuple[WebContext, EventBus, Cl
     assert Client(context).json("/api/v1/status", 500) == {"error": "internal error (see the daemon's log)"}
 
 
+def test_a_store_not_ready_yet_is_a_503_to_retry() -> None:
+    from twisted.internet.defer import fail
+
+    from sv2proxy.store.batched import StoreNotReady
+
+    store = FakeStore()
+    store.payouts = lambda window: fail(StoreNotReady("share store X is not ready yet (starting)"))
+    context, _, _ = make_context(store=store)
+    client = Client(context)
+    response, body = client.get("/api/v1/payouts?window=10")
+    assert response.code == 503 and response.headers.getRawHeaders("retry-after") == ["5"]
+    assert json.loads(body) == {"error": "share store X is not ready yet (starting)"}
+
+
 # -- metrics and dashboard ---------------------------------------------------------------------
 
 

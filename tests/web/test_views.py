@@ -78,6 +78,7 @@ def test_store_document() -> None:
         "commits": 3,
         "shares_committed": 7,
         "last_error": None,
+        "set_aside": 0,
     }
     failing = views.StoreState("postgresql db", 10, 10, 3, 10, "connection refused")
     document = views.store_document(failing)
