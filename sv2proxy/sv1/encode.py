@@ -132,12 +132,17 @@ def set_version_mask(mask: int) -> bytes:
 
 
 def reconnect(host: str, port: int, wait_seconds: int = 0) -> bytes:
-    """``client.reconnect``: move to ``host:port`` after ``wait_seconds``."""
+    """``client.reconnect``: move to ``host:port`` after ``wait_seconds``.
+
+    The port goes as decimal text: cgminer and the firmware built on it (most ASICs) read it
+    with ``json_string_value`` and silently keep their old port for a number, while cpuminer
+    and our own decoder take either.
+    """
     if not 0 <= port <= 0xFFFF:
         raise ValueError(f"a port is 0..65535, got {port}")
     if wait_seconds < 0:
         raise ValueError(f"wait_seconds must not be negative, got {wait_seconds}")
-    return _notification(METHOD_RECONNECT, [host, port, wait_seconds])
+    return _notification(METHOD_RECONNECT, [host, str(port), wait_seconds])
 
 
 # Client -> server requests -------------------------------------------------------------------

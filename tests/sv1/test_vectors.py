@@ -299,8 +299,8 @@ def test_other_notifications_bytes() -> None:
     )
     assert sv1.set_version_mask(0x1FFFE000) == b'{"id":null,"method":"mining.set_version_mask","params":["1fffe000"]}\n'
     assert sv1.reconnect("pool.example", 3333) == (
-        b'{"id":null,"method":"client.reconnect","params":["pool.example",3333,0]}\n'
-    )
+        b'{"id":null,"method":"client.reconnect","params":["pool.example","3333",0]}\n'
+    )  # the port as text: what cgminer-based firmware reads
 
 
 @pytest.mark.parametrize(
