@@ -164,7 +164,12 @@ def render_status(status: Mapping[str, Any], workers: Sequence[Mapping[str, Any]
         ("uptime", format_duration(status["uptime"])),
         ("connections", str(status["connections"])),
         ("channels", str(status["channels"])),
-        ("hash rate", format_hash_rate(status["hash_rate"])),
+        (
+            "hash rate",
+            f"{format_hash_rate(status['hash_rate'])} (accepted shares, last"
+            f" {format_duration(status['hash_rate_window'])}; vardiff estimate"
+            f" {format_hash_rate(status['hash_rate_estimate'])})",
+        ),
         ("shares accepted", str(shares["accepted"])),
         ("shares rejected", _count(shares["rejected"])),
         ("blocks found", str(status["blocks_found"])),

@@ -169,7 +169,9 @@ class WebContext:
             started_at=self.started_at,
             connections=self.connections(),
             channels=len(self.mining.miner_channels()),
-            hash_rate=self.mining.total_hash_rate(),
+            hash_rate=live.pool_rate(now),
+            hash_rate_estimate=self.mining.total_hash_rate(),
+            hash_rate_window=live.rate_window(now),
             accepted=live.accepted,
             rejected=live.rejected,
             template_age=live.template_age(now),
@@ -190,7 +192,8 @@ class WebContext:
         if name is not None:
             live = {name: live[name]} if name in live else {}
             channels = [c for c in channels if c.worker == name]
-        return views.worker_documents(live, channels, stored)
+        now = self.now()
+        return views.worker_documents(live, channels, stored, lambda worker: self.live.worker_rate(worker, now))
 
     async def blocks(self, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
         store = self.store

@@ -280,7 +280,7 @@ def render_dashboard(data: DashboardData) -> str:
     shares = status["shares"]
     rejected = sum(shares["rejected"].values())
     tiles = [
-        _tile("Hash rate", format_hash_rate(status["hash_rate"])),
+        _tile(f"Hash rate ({format_duration(status['hash_rate_window'])})", format_hash_rate(status["hash_rate"])),
         _tile("Workers", str(sum(1 for w in data.workers if w["connected"]))),
         _tile("Connections", str(status["connections"])),
         _tile("Channels", str(status["channels"])),

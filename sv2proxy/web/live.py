@@ -35,6 +35,9 @@ from sv2proxy.events import (
 )
 from sv2proxy.store.records import BlockRecord, hash_rate
 
+#: The window of the headline hash rates (pool and per worker): accepted difficulty over the
+#: last ten minutes, the formula the store's windows and an upstream pool use (FIELD-NOTES).
+HASH_RATE_WINDOW = 600.0
 #: Width of the live hash-rate buckets, and how many are kept (an hour's worth).
 BUCKET = 60.0
 KEPT_BUCKETS = 60
@@ -72,6 +75,10 @@ class RateHistory:
         buckets.append([start, difficulty])
         while len(buckets) > KEPT_BUCKETS:
             buckets.popleft()
+
+    def rate(self, now: float, window: float) -> float:
+        """H/s the accepted difficulty of the last ``window`` seconds stands for."""
+        return self.series(now, window, 1)[0][1]
 
     def series(self, now: float, span: float, buckets: int) -> list[tuple[float, float]]:
         """Like the store's ``hash_rate_history``: ``buckets`` slices of the last ``span`` s."""
@@ -156,10 +163,23 @@ class LiveState:
         self.last_work_at: float | None = None
         self.template_height: int | None = None
         self._unsubscribe: list[Callable[[], None]] = []
+        self.started_at = clock.seconds()
+
+    def rate_window(self, now: float) -> float:
+        """The headline window, shorter while the daemon is younger than it (never empty)."""
+        return max(1.0, min(HASH_RATE_WINDOW, now - self.started_at))
+
+    def pool_rate(self, now: float) -> float:
+        return self.pool_history.rate(now, self.rate_window(now))
+
+    def worker_rate(self, name: str, now: float) -> float:
+        seen = self.workers.get(name)
+        return 0.0 if seen is None else seen.history.rate(now, self.rate_window(now))
 
     def start(self) -> None:
         if self._unsubscribe:
             return  # already counting: a second subscription would count every event twice
+        self.started_at = self.clock.seconds()
         subscribe = self.events.subscribe
         self._unsubscribe = [
             subscribe(ShareSubmitted, self._share),

@@ -46,17 +46,21 @@ class DaemonCollector(Collector):
         channels = context.channels()
         yield GaugeMetricFamily(f"{PREFIX}_channels", "Open mining channels", value=len(channels))
         yield GaugeMetricFamily(
-            f"{PREFIX}_hash_rate", "Hash rate of all channels as vardiff estimates it (H/s)",
+            f"{PREFIX}_hash_rate",
+            "Hash rate from accepted difficulty over the last 10 minutes (H/s), as the API and dashboard show it",
+            value=live.pool_rate(now),
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_hash_rate_estimate", "Hash rate of all channels as vardiff estimates it (H/s)",
             value=context.mining.total_hash_rate(),
         )
         per_worker = GaugeMetricFamily(
-            f"{PREFIX}_worker_hash_rate", "Hash rate of each connected worker's channels (H/s)", labels=["worker"]
+            f"{PREFIX}_worker_hash_rate",
+            "Hash rate of each connected worker from accepted difficulty over the last 10 minutes (H/s)",
+            labels=["worker"],
         )
-        rates: dict[str, float] = {}
-        for channel in channels:
-            rates[channel.worker] = rates.get(channel.worker, 0.0) + channel.hash_rate
-        for worker, rate in sorted(rates.items()):
-            per_worker.add_metric([worker], rate)
+        for worker in sorted({channel.worker for channel in channels}):
+            per_worker.add_metric([worker], live.worker_rate(worker, now))
         yield per_worker
         yield CounterMetricFamily(
             f"{PREFIX}_shares_accepted", "Shares accepted", value=live.accepted

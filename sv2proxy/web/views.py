@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,8 @@ def status_document(
     connections: int,
     channels: int,
     hash_rate: float,
+    hash_rate_estimate: float,
+    hash_rate_window: float,
     accepted: int,
     rejected: Mapping[str, int],
     template_age: float | None,
@@ -81,6 +83,8 @@ def status_document(
         "connections": connections,
         "channels": channels,
         "hash_rate": hash_rate,
+        "hash_rate_window": hash_rate_window,
+        "hash_rate_estimate": hash_rate_estimate,
         "shares": {"accepted": accepted, "rejected": dict(sorted(rejected.items()))},
         "blocks_found": blocks_found,
         "template": {"age": template_age, "height": template_height},
@@ -122,12 +126,14 @@ def worker_documents(
     live: Mapping[str, WorkerLive],
     channels: Iterable[ChannelView],
     stored: Sequence[WorkerStats] | None,
+    rate: Callable[[str], float] = lambda _: 0.0,
 ) -> list[dict[str, Any]]:
     """``/api/v1/workers``: every worker connected, seen since start, or in the store's last day.
 
-    ``hash_rate`` is the live estimate of its open channels (what vardiff sees); ``stored``
-    holds the store's figures (null without a store): hash rate per window from accepted
-    difficulty, shares and difficulty over 24 h, blocks, rejections by reason.
+    ``hash_rate`` is ``rate(name)``: its accepted difficulty over the headline window, the one
+    formula used everywhere; ``hash_rate_estimate`` what vardiff estimates of its open
+    channels; ``stored`` holds the store's figures (null without a store): hash rate per window
+    from accepted difficulty, shares and difficulty over 24 h, blocks, rejections by reason.
     """
     rates: dict[str, float] = {}
     open_channels: dict[str, int] = {}
@@ -148,7 +154,8 @@ def worker_documents(
                 "name": name,
                 "connected": name in open_channels,
                 "channels": open_channels.get(name, 0),
-                "hash_rate": rates.get(name, 0.0),
+                "hash_rate": rate(name),
+                "hash_rate_estimate": rates.get(name, 0.0),
                 "accepted": seen.accepted if seen else 0,
                 "rejected": dict(sorted(seen.rejected.items())) if seen else {},
                 "blocks": seen.blocks if seen else 0,
@@ -157,10 +164,10 @@ def worker_documents(
             }
         )
 
-    def busiest(document: dict[str, Any]) -> tuple[float, float, str]:
+    def busiest(document: dict[str, Any]) -> tuple[float, float, float, str]:
         stats = document["stored"]
         hour = stats["hash_rates"]["1h"] if stats else 0.0
-        return (-document["hash_rate"], -hour, document["name"])
+        return (-document["hash_rate"], -document["hash_rate_estimate"], -hour, document["name"])
 
     documents.sort(key=busiest)
     return documents

@@ -26,6 +26,8 @@ STATUS = {
     "connections": 2,
     "channels": 3,
     "hash_rate": 1.5e21,
+    "hash_rate_window": 600.0,
+    "hash_rate_estimate": 1.4e21,
     "shares": {"accepted": 1234, "rejected": {"stale-share": 3, "difficulty-too-low": 1}},
     "blocks_found": 1,
     "template": {"age": 4.0, "height": 900_000},

@@ -29,7 +29,8 @@ HOUR = 3600.0
 def status(**changes: Any) -> dict[str, Any]:
     document = views.status_document(
         mode="pool", version="1.0", now=T0, started_at=T0 - 7200, connections=2, channels=3, hash_rate=4.2e15,
-        accepted=12, rejected={"stale-share": 3}, template_age=5.0, template_height=840_000,
+        hash_rate_estimate=4.0e15, hash_rate_window=600.0, accepted=12, rejected={"stale-share": 3},
+        template_age=5.0, template_height=840_000,
         upstreams=views.upstream_documents(
             ["sv2://pool.example:3336"], {"sv2://pool.example:3336": UpstreamLive("sv2://pool.example:3336")}, None
         ),
@@ -48,8 +49,9 @@ def data(workers: list[dict[str, Any]] | None = None, **changes: Any) -> Dashboa
         workers = views.worker_documents(
             {"alice": WorkerLive(accepted=10, rejected={"stale-share": 3}, last_share_at=T0 - 30),
              "bob": WorkerLive(accepted=2, last_share_at=T0 - 300)},
-            [views.ChannelView("alice", 3e15), views.ChannelView("bob", 1.2e15)],
+            [views.ChannelView("alice", 2.9e15), views.ChannelView("bob", 1.1e15)],
             None,
+            {"alice": 3e15, "bob": 1.2e15}.__getitem__,
         )
     blocks = views.block_documents([views.BlockRecord("ab" * 32, "accepted", T0 - 600, "alice", 840_000)])
     fields: dict[str, Any] = {

@@ -74,8 +74,14 @@ def test_figures_reflect_the_context() -> None:
     assert families["sv2proxy_info"][0].labels == {"version": "9.9.9", "mode": "proxy"}
     assert values(families["sv2proxy_miner_connections"]) == {None: 3.0}  # no manager: one per channel
     assert values(families["sv2proxy_channels"]) == {None: 3.0}
-    assert values(families["sv2proxy_hash_rate"]) == {None: 3.5e12}
-    assert values(families["sv2proxy_worker_hash_rate"], "worker") == {"alice.rig1": 3e12, "bob": 5e11}
+    # Hash rates from accepted difficulty over the window (the 42 s since start here), as the
+    # API and the store compute them; vardiff's estimate beside them.
+    assert values(families["sv2proxy_hash_rate"]) == {None: pytest.approx(2.5 * HASHES_PER_DIFFICULTY / 42)}
+    assert values(families["sv2proxy_hash_rate_estimate"]) == {None: 3.5e12}
+    assert values(families["sv2proxy_worker_hash_rate"], "worker") == {
+        "alice.rig1": pytest.approx(2.0 * HASHES_PER_DIFFICULTY / 42),
+        "bob": pytest.approx(0.5 * HASHES_PER_DIFFICULTY / 42),
+    }
     assert [s.name for s in families["sv2proxy_shares_accepted"]] == ["sv2proxy_shares_accepted_total"]
     assert values(families["sv2proxy_shares_accepted"]) == {None: 2.0}
     assert values(families["sv2proxy_accepted_hashes"]) == {None: 2.5 * HASHES_PER_DIFFICULTY}

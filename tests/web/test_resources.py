@@ -30,7 +30,7 @@ from sv2proxy.events import (
     ShareSubmitted,
     StratumV2MessageReceived,
 )
-from sv2proxy.store.records import BlockRecord, UpstreamEventRecord, WorkerStats
+from sv2proxy.store.records import HASHES_PER_DIFFICULTY, BlockRecord, UpstreamEventRecord, WorkerStats
 from sv2proxy.web import resources
 from sv2proxy.web.context import MAX_PAYOUT_WINDOW, WebContext
 from sv2proxy.web.metrics import Metrics
@@ -126,7 +126,10 @@ def test_status(client: Client, bus: EventBus, clock: Clock) -> None:
     status = json.loads(body)
     assert status["mode"] == "pool" and status["version"] == "9.9.9"
     assert status["time"] == T0 + 30 and status["uptime"] == 30.0
-    assert (status["connections"], status["channels"], status["hash_rate"]) == (2, 2, 3e12)
+    assert (status["connections"], status["channels"], status["hash_rate_estimate"]) == (2, 2, 3e12)
+    # The headline rate: accepted difficulty over the 30 s the daemon has run.
+    assert status["hash_rate_window"] == 30.0
+    assert status["hash_rate"] == pytest.approx(1.0 * HASHES_PER_DIFFICULTY / 30)
     assert status["shares"] == {"accepted": 1, "rejected": {"stale-share": 1}}
     assert status["store"] == {"enabled": False}
     # The status lists the upstreams without their event history.
@@ -136,14 +139,17 @@ def test_status(client: Client, bus: EventBus, clock: Clock) -> None:
     ]
 
 
-def test_workers_and_one_worker(client: Client, bus: EventBus) -> None:
+def test_workers_and_one_worker(client: Client, bus: EventBus, clock: Clock) -> None:
     bus.publish(ShareSubmitted(1, 1, "alice", 1.0, True))
     bus.publish(ShareSubmitted(3, 1, "carol", 1.0, True))  # seen, no channel open any more
+    clock.advance(10)
     workers = client.json("/api/v1/workers")
-    assert [(w["name"], w["connected"], w["hash_rate"], w["accepted"]) for w in workers] == [
-        ("alice", True, 2e12, 1),
-        ("bob", True, 1e12, 0),
-        ("carol", False, 0.0, 1),
+    rate = pytest.approx(HASHES_PER_DIFFICULTY / 10)  # one share of difficulty 1 in 10 s
+    # Busiest first by accepted difficulty, then by vardiff's estimate.
+    assert [(w["name"], w["connected"], w["hash_rate"], w["hash_rate_estimate"], w["accepted"]) for w in workers] == [
+        ("alice", True, rate, 2e12, 1),
+        ("carol", False, rate, 0.0, 1),
+        ("bob", True, 0.0, 1e12, 0),
     ]
     assert client.json("/api/v1/workers/") == workers
     alice = client.json("/api/v1/workers/alice")

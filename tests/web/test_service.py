@@ -61,7 +61,7 @@ async def test_it_serves_on_the_port_it_was_given(http: HTTPClient) -> None:
         response = await http.get(url(port, "/api/v1/status")).addTimeout(TIMEOUT, reactor)
         assert response.code == 200
         status = json.loads(await treq.content(response))
-        assert (status["channels"], status["hash_rate"], status["shares"]["accepted"]) == (1, 1e12, 1)
+        assert (status["channels"], status["hash_rate_estimate"], status["shares"]["accepted"]) == (1, 1e12, 1)
 
         mining.tip_observers[0](0.002)
         response = await http.get(url(port, "/metrics")).addTimeout(TIMEOUT, reactor)

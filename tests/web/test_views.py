@@ -29,6 +29,8 @@ def test_status_document_without_a_store() -> None:
         connections=2,
         channels=3,
         hash_rate=1.5e12,
+        hash_rate_estimate=1.4e12,
+        hash_rate_window=90.0,
         accepted=10,
         rejected={"stale-share": 2, "difficulty-too-low": 1},
         template_age=4.5,
@@ -46,6 +48,8 @@ def test_status_document_without_a_store() -> None:
         "connections": 2,
         "channels": 3,
         "hash_rate": 1.5e12,
+        "hash_rate_window": 90.0,
+        "hash_rate_estimate": 1.4e12,
         "shares": {"accepted": 10, "rejected": {"difficulty-too-low": 1, "stale-share": 2}},
         "blocks_found": 1,
         "template": {"age": 4.5, "height": 840_000},
@@ -60,7 +64,8 @@ def test_status_document_without_a_store() -> None:
 def test_uptime_is_never_negative() -> None:
     document = views.status_document(
         mode="solo", version="1", now=T0 - 5, started_at=T0, connections=0, channels=0, hash_rate=0.0,
-        accepted=0, rejected={}, template_age=None, template_height=None, upstreams=[], store=None, blocks_found=0,
+        hash_rate_estimate=0.0, hash_rate_window=1.0, accepted=0, rejected={}, template_age=None,
+        template_height=None, upstreams=[], store=None, blocks_found=0,
     )
     assert document["uptime"] == 0.0
     assert document["template"] == {"age": None, "height": None}
@@ -99,16 +104,18 @@ def test_worker_documents_join_live_channels_and_store() -> None:
     channels = [views.ChannelView("alice", 1e12), views.ChannelView("alice", 2e12), views.ChannelView("carol", 5e12)]
     stored = [stats("bob", 3e9, last=T0 - 50), stats("dave", 9e9, last=T0 - 999)]
 
-    documents = views.worker_documents(live, channels, stored)
+    accepted_rates = {"alice": 2.5e12, "bob": 1e9}
+    documents = views.worker_documents(live, channels, stored, lambda name: accepted_rates.get(name, 0.0))
 
-    # Busiest first: live hash rate, then the store's hour, then the name.
-    assert [d["name"] for d in documents] == ["carol", "alice", "dave", "bob"]
-    carol, alice, dave, bob = documents
+    # Busiest first: accepted hash rate, then vardiff's estimate, then the store's hour, the name.
+    assert [d["name"] for d in documents] == ["alice", "bob", "carol", "dave"]
+    alice, bob, carol, dave = documents
     assert alice == {
         "name": "alice",
         "connected": True,
         "channels": 2,
-        "hash_rate": 3e12,
+        "hash_rate": 2.5e12,
+        "hash_rate_estimate": 3e12,
         "accepted": 5,
         "rejected": {"stale-share": 1},
         "blocks": 1,
@@ -122,7 +129,8 @@ def test_worker_documents_join_live_channels_and_store() -> None:
         },
     }
     assert (carol["connected"], carol["channels"], carol["accepted"], carol["last_share_at"]) == (True, 1, 0, None)
-    assert (bob["connected"], bob["channels"], bob["hash_rate"]) == (False, 0, 0.0)
+    assert (bob["connected"], bob["channels"], bob["hash_rate"], bob["hash_rate_estimate"]) == (False, 0, 1e9, 0.0)
+    assert (carol["hash_rate"], carol["hash_rate_estimate"]) == (0.0, 5e12)
     assert bob["last_share_at"] == T0 - 50  # the later of live and stored
     assert bob["stored"] == {
         "hash_rates": {"1m": 6e9, "15m": 4.5e9, "1h": 3e9, "24h": 1.5e9},
@@ -142,6 +150,7 @@ def test_worker_documents_without_a_store_say_null() -> None:
             "connected": False,
             "channels": 0,
             "hash_rate": 0.0,
+            "hash_rate_estimate": 0.0,
             "accepted": 1,
             "rejected": {},
             "blocks": 0,
