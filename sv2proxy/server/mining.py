@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -194,6 +195,11 @@ class MiningService(Service):
         self._collector_held = False
         self._held_since = 0.0
         self._release_call: IDelayedCall | None = None
+        # Messages ever queued and ever handed over, and when_delivered's waiters: each fires
+        # once the handed-over count reaches what was queued when it was asked for.
+        self._queued = 0
+        self._handed = 0
+        self._waiters: deque[tuple[int, Deferred[None]]] = deque()
 
     def startService(self) -> None:  # noqa: N802
         super().startService()
@@ -542,6 +548,28 @@ class MiningService(Service):
         """H/s one channel does, as its shares say."""
         return self.manager.hash_rate_of(channel_id)
 
+    def when_delivered(self) -> Deferred[None]:
+        """Fires once every message queued so far has been handed to its connection.
+
+        At once when nothing is queued.  A job source waits on it after a new tip before it
+        asks its node for more, so that the asking takes no reactor time from the fan-out.
+        Messages queued later do not hold it back, so a steady stream of them cannot stall
+        the waiter; acknowledgements held for the share store do not count (not queued yet).
+        """
+        if not self._outbox:
+            return succeed(None)
+        waiters = self._waiters
+
+        def cancel(waiter: Deferred[None]) -> None:
+            for entry in waiters:
+                if entry[1] is waiter:
+                    waiters.remove(entry)
+                    break
+
+        waiter: Deferred[None] = Deferred(cancel)
+        waiters.append((self._queued, waiter))
+        return waiter
+
     # -- internals ------------------------------------------------------------------------
 
     def _tick(self) -> None:
@@ -606,7 +634,10 @@ class MiningService(Service):
         ledger = self.ledger
         if hold and ledger is not None and ledger.durable < ledger.last_ticket:
             out = self._hold_acknowledgements(out, ledger.last_ticket)
-        self._outbox.extend(out)
+        outbox = self._outbox
+        before = len(outbox)
+        outbox.extend(out)
+        self._queued += len(outbox) - before
         if self._flush_call is None and not self._flushing:
             self._flush()
 
@@ -683,6 +714,7 @@ class MiningService(Service):
                     log.failure("cannot send {message} to {owner!r}", message=type(message).__name__, owner=owner)
         finally:
             self._flushing = False
+            self._handed += DELIVERY_CHUNK - budget
         if outbox and schedule and self._flush_call is None:
             self._flush_call = self.clock.callLater(0, self._flush)
         elif not outbox:
@@ -695,3 +727,6 @@ class MiningService(Service):
                     self._release_call = self.clock.callLater(0, self._release_collector)
                 else:
                     self._release_collector()
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self._handed:
+            waiters.popleft()[1].callback(None)

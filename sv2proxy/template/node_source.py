@@ -187,6 +187,10 @@ class NodeJobSource(Service):
             if self._failures:
                 log.info("the node answers again after {count} failures", count=self._failures)
                 self._failures = 0
+            # The next request (and the node's answer, for a node in this process) waits until
+            # every miner has this work: it would only take reactor time from the fan-out, and
+            # a tip that moves meanwhile is still seen, since the long poll id is the old one.
+            await self.mining.when_delivered()
             longpollid = result.get("longpollid")
             if not isinstance(longpollid, str):
                 longpollid = None

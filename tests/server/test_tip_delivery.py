@@ -146,3 +146,42 @@ def test_a_collector_turned_off_elsewhere_stays_off(mining):
     finally:
         if enabled:
             gc.enable()
+
+
+def test_when_delivered_fires_once_the_last_chunk_is_handed_over(mining):
+    assert mining.when_delivered().called  # nothing queued
+    sinks = [Sink() for _ in range(DELIVERY_CHUNK)]
+    for i, sink in enumerate(sinks):
+        mining.open_channel(sink, OpenExtendedMiningChannel(i, "w", 1.0, ANY, 4))
+    mining.new_tip(WORK, PREV)
+    delivered = mining.when_delivered()
+    given_up = mining.when_delivered()
+    given_up.addErrback(lambda failure: None)
+    given_up.cancel()
+    assert not delivered.called
+    mining.clock.advance(0)
+    assert delivered.called
+    assert all(len(sink.got) == 3 for sink in sinks)
+
+
+def test_when_delivered_fires_at_stop_with_the_messages_still_queued(mining):
+    for i in range(DELIVERY_CHUNK):
+        mining.open_channel(Sink(), OpenExtendedMiningChannel(i, "w", 1.0, ANY, 4))
+    mining.new_tip(WORK, PREV)
+    delivered = mining.when_delivered()
+    mining.stopService()
+    assert delivered.called
+    mining.startService()
+
+
+def test_when_delivered_waits_for_what_was_queued_not_for_what_came_after(mining):
+    sinks = [Sink() for _ in range(DELIVERY_CHUNK)]
+    for i, sink in enumerate(sinks):
+        mining.open_channel(sink, OpenExtendedMiningChannel(i, "w", 1.0, ANY, 4))
+    mining.new_tip(WORK, PREV)
+    seen_then: list[int] = []
+    mining.when_delivered().addCallback(lambda _: seen_then.extend(len(sink.got) for sink in sinks))
+    mining.new_tip(WORK, PrevHash(hashlib.sha256(b"next").digest(), NOW, 0x1D00FFFF))
+    mining.clock.advance(0)  # a Clock runs every later chunk too
+    assert seen_then == [3] * len(sinks)  # fired with the first tip out, the second still queued
+    assert all(len(sink.got) == 5 for sink in sinks)

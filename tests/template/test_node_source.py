@@ -17,10 +17,10 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from sv2proxy.bitcoin.address import Network, script_for_address
 from sv2proxy.bitcoin.hashing import display_hex
 from sv2proxy.bitcoin.target import MAX_TARGET, target_to_u256
-from sv2proxy.codec import OpenExtendedMiningChannel, SubmitSharesExtended
+from sv2proxy.codec import OpenExtendedMiningChannel, SetNewPrevHash, SubmitSharesExtended
 from sv2proxy.events import EventBus
 from sv2proxy.pool.validation import validate_share
-from sv2proxy.server.mining import MiningService
+from sv2proxy.server.mining import DELIVERY_CHUNK, MiningService
 from sv2proxy.template.found_blocks import FoundBlockJournal
 from sv2proxy.template.job_factory import JobFactory
 from sv2proxy.template.node_source import NodeJobSource
@@ -191,6 +191,41 @@ async def test_a_new_tip_cuts_a_long_poll_short(setup):
         node.template = dict(node.template, previousblockhash="11" * 32, height=node.template["height"] + 1)
         await until(lambda: source.template.prev_hash != first, seconds=2)
         assert source._failures == 0  # a cancelled long poll is not a node failure
+    finally:
+        source.stopService()
+        mining.stopService()
+        for request in node.held:
+            if not request.finished and not request._disconnected:
+                request.finish()
+
+
+class NoticingList(list):
+    """The node's held long polls, noting at each arrival whether every owner had its new tip."""
+
+    def __init__(self, owners: list[Owner]) -> None:
+        super().__init__()
+        self.owners = owners
+        self.all_served: list[bool] = []
+
+    def append(self, request) -> None:
+        self.all_served.append(all(any(isinstance(m, SetNewPrevHash) for m in o.messages) for o in self.owners))
+        super().append(request)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_next_long_poll_waits_until_every_miner_has_the_new_tip(setup):
+    node, mining, journal, make = setup
+    node.longpoll = True
+    owners = [Owner() for _ in range(4 * DELIVERY_CHUNK)]  # a fan-out over several reactor turns
+    node.held = held = NoticingList(owners)
+    mining.startService()
+    for i, owner in enumerate(owners):
+        mining.open_channel(owner, OpenExtendedMiningChannel(i, "w", 1.0, target_to_u256(MAX_TARGET), 4))
+    source = make()
+    source.startService()
+    try:
+        await until(lambda: held.all_served)
+        assert held.all_served == [True]
     finally:
         source.stopService()
         mining.stopService()
