@@ -1,6 +1,6 @@
 """Client side of bench_tip: N Noise miners in a process of their own, reporting arrival times.
 
-Started by :mod:`benchmarks.tip_latency` with ``PORT AUTHORITY_KEY_HEX COUNT``.  Every
+Started by :mod:`benchmarks.tip_latency` with ``PORT AUTHORITY_KEY_HEX COUNT [CORE]``.  Every
 connection sets up and opens one extended channel; when all are open it prints ``ready``.  It
 notes, per prev hash, when each connection first received the SetNewPrevHash for it (on the
 system-wide monotonic clock, which the daemon's process reads too).  On a line ``expect HASH``
@@ -12,6 +12,7 @@ time: done here, it no longer delays the daemon it measures.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -120,6 +121,8 @@ class Control(LineReceiver):
 
 def main() -> None:
     port, key, count = int(sys.argv[1]), bytes.fromhex(sys.argv[2]), int(sys.argv[3])
+    if len(sys.argv) > 4 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(sys.argv[4])})  # the core the daemon does not use
 
     def run(reactor) -> defer.Deferred[None]:
         done: defer.Deferred[None] = defer.Deferred()

@@ -2,7 +2,8 @@
 
 This process holds what is measured: a RegtestNode and the daemon's service tree (pool mode,
 longpoll) on loopback.  The N Noise clients, one extended channel each, run in a process of
-their own (:mod:`benchmarks.tip_clients`), so their decryption does not slow the daemon down.
+their own (:mod:`benchmarks.tip_clients`), so their decryption does not slow the daemon down;
+where the machine has two cores, each process has one of its own, as remote miners would.
 A block is mined straight into the node; the clock starts when the node has connected it and
 stops when the first and the last channel have received the SetNewPrevHash for it, both read
 from the system-wide monotonic clock.
@@ -26,6 +27,8 @@ from sv2proxy.tap import Options, makeService
 from sv2proxy.testing import RegtestNode
 
 PAYOUT = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+#: The core the clients' process runs on (None: not pinned).
+CLIENT_CORE: int | None = None
 
 
 def now() -> float:
@@ -88,6 +91,8 @@ async def measure(reactor, count: int, rounds: int) -> dict[str, list[float]]:
     port = (await daemon.getServiceNamed("sv2-miners").when_listening()).getHost().port
     clients = ClientsProcess()
     args = [sys.executable, "-m", "benchmarks.tip_clients", str(port), options.authority.public.hex(), str(count)]
+    if CLIENT_CORE is not None:
+        args.append(str(CLIENT_CORE))
     reactor.spawnProcess(clients, sys.executable, args, env=os.environ.copy())
     assert await clients.next_line() == "ready"
     await task.deferLater(reactor, 1.0, lambda: None)  # let the first template settle
@@ -110,8 +115,25 @@ async def measure(reactor, count: int, rounds: int) -> dict[str, list[float]]:
     return {"first_ms": first, "last_ms": last}
 
 
+def pin_cores() -> tuple[int | None, int | None]:
+    """One core for the daemon (this process) and another for the clients, where there are two.
+
+    Real miners run on machines of their own: sharing the daemon's core, the clients' process
+    would add its own scheduling to what is measured (a round now and then waiting for it).
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None, None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None, None
+    os.sched_setaffinity(0, {cores[0]})
+    return cores[0], cores[1]
+
+
 def main() -> None:
     count, rounds = int(sys.argv[1]), int(sys.argv[2])
+    global CLIENT_CORE
+    _, CLIENT_CORE = pin_cores()
 
     async def run(reactor) -> None:
         print(json.dumps(await measure(reactor, count, rounds)), flush=True)
