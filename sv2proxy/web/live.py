@@ -163,10 +163,13 @@ class LiveState:
         self.last_work_at: float | None = None
         self.template_height: int | None = None
         self._unsubscribe: list[Callable[[], None]] = []
-        self.started_at = clock.seconds()
+        #: When :meth:`start` began counting (None: not yet).
+        self.started_at: float | None = None
 
     def rate_window(self, now: float) -> float:
         """The headline window, shorter while the daemon is younger than it (never empty)."""
+        if self.started_at is None:
+            return HASH_RATE_WINDOW
         return max(1.0, min(HASH_RATE_WINDOW, now - self.started_at))
 
     def pool_rate(self, now: float) -> float:
