@@ -1256,7 +1256,7 @@ def _check_web(config: Config, values: Mapping[str, _Value]) -> None:
     where = values["web.listen"].where if "web.listen" in values else "web.listen"
     raise ConfigError(
         f"{where}: {listen.text} is reachable from other hosts, so web.token must be set"
-        " (or listen on 127.0.0.1 behind a reverse proxy)"
+        " (a reverse proxy in front of 127.0.0.1 needs it too, unless it sends Host: 127.0.0.1)"
     )
 
 

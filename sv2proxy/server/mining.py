@@ -528,10 +528,15 @@ class MiningService(Service):
         owners = self.manager.owners()
 
         def tell() -> None:
-            # Shares accepted since the request still wait for their own commit (held);
-            # their credit is safe either way, only a miner's count may miss them.
+            # The Successes owed now are held if any share (anyone's) accepted since the request
+            # is not durable yet: the Reconnect then waits behind them, for that commit too.
             self._deliver(self._flush_all())
-            self._deliver([(owner, message) for owner in owners], hold=False)
+            out = [(owner, message) for owner in owners]
+            ledger = self.ledger
+            if ledger is not None and ledger.durable < ledger.last_ticket:
+                self._held.extend((ledger.last_ticket, item) for item in out)
+            else:
+                self._deliver(out, hold=False)
 
         ledger = self.ledger
         pending = ledger is not None and ledger.durable < ledger.last_ticket

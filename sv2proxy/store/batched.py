@@ -357,10 +357,19 @@ class BatchedStore:
         )
         try:
             self.quarantine.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            created = not self.quarantine.exists()
             with open(self.quarantine, "a", encoding="ascii", opener=_private) as file:
                 file.write(lines)
                 file.flush()
                 os.fsync(file.fileno())
+            if created:
+                # A new file's name lives in its directory: made durable too, or a power cut
+                # could lose the file with records whose shares were acknowledged.
+                directory = os.open(self.quarantine.parent, os.O_RDONLY)
+                try:
+                    os.fsync(directory)
+                finally:
+                    os.close(directory)
         except OSError as e:
             kept = [record.entry for record in set_aside] + left
             raise _Interrupted(e, Batch.of(kept), [], shares) from cause
@@ -453,7 +462,8 @@ class BatchedStore:
 
     def _read(self, query: Callable[..., T], *args: Any) -> Deferred[T]:
         """A query on the reader thread, once the schema exists (StoreNotReady before)."""
-        if not self._ready:
+        if not self._ready or self._stopping is not None:
+            # Stopping, the reader's pool may be gone: a query queued there would never answer.
             return fail(StoreNotReady(f"share store {self.backend.description} is not ready yet ({self._why_not()})"))
         return self._reader.call(self.reactor, query, *args)
 

@@ -101,8 +101,7 @@ class BitcoinCoreRPC:
         clock: IReactorTime,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        #: The URL as errors and logs show it (a password in it masked).
-        self.shown_url = redact_url(url)
+        shown = redact_url(url)
         # http://USER:PASSWORD@host:port/ is a common way to write a node's URL; the HTTP client
         # takes no user info, so it becomes the credentials unless others were given.
         parts = urllib.parse.urlsplit(url)
@@ -112,12 +111,19 @@ class BitcoinCoreRPC:
             if auth.user is None and auth.password is None:
                 user = urllib.parse.unquote(parts.username or "")
                 auth = RPCAuth(user, urllib.parse.unquote(parts.password or ""), auth.cookie_file)
-        self.url = url
+        self.url = self._given = url
+        self._shown = shown
         self.auth = auth
         self._http = http
         self._clock = clock
         self.timeout = timeout
         self._ids = itertools.count(1)
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as errors and logs show it: as configured, its password masked (the embedded
+        demo node sets :attr:`url` later, and then that is shown)."""
+        return self._shown if self.url == self._given else redact_url(self.url)
 
     async def call(self, method: str, *params: Any, timeout: float | None = None) -> Any:
         """The ``result`` of ``method(*params)``; NodeError for every kind of failure."""

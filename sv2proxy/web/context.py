@@ -12,6 +12,7 @@ reader thread one query each few seconds rather than a queue that only grows.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -23,7 +24,7 @@ from twisted.python.failure import Failure
 from sv2proxy import __version__
 from sv2proxy.merge_mining.coordinator import SecondaryChain
 from sv2proxy.pool.channel import Channel
-from sv2proxy.store.batched import BatchedStore
+from sv2proxy.store.batched import BatchedStore, StoreNotReady
 from sv2proxy.web import views
 from sv2proxy.web.live import LiveState
 
@@ -186,7 +187,8 @@ class WebContext:
         stored = None
         store = self.store
         if store is not None:
-            stored = await self._stored(("worker_stats", name), lambda now: store.worker_stats(now, name))
+            with contextlib.suppress(StoreNotReady):  # live figures meanwhile (FIELD-NOTES)
+                stored = await self._stored(("worker_stats", name), lambda now: store.worker_stats(now, name))
         live = self.live.workers
         channels = self.channels()
         if name is not None:
@@ -198,14 +200,18 @@ class WebContext:
     async def blocks(self, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
         store = self.store
         if store is not None:
-            return views.block_documents(await self._stored(("blocks", limit), lambda _: store.blocks(limit)))
+            with contextlib.suppress(StoreNotReady):
+                return views.block_documents(await self._stored(("blocks", limit), lambda _: store.blocks(limit)))
         return views.block_documents(list(self.live.blocks)[-limit:])
 
     async def upstream_history(self) -> list[dict[str, Any]]:
         store = self.store
         history = None
         if store is not None:
-            history = await self._stored(("upstream_events", LIST_LIMIT), lambda _: store.upstream_events(LIST_LIMIT))
+            with contextlib.suppress(StoreNotReady):
+                history = await self._stored(
+                    ("upstream_events", LIST_LIMIT), lambda _: store.upstream_events(LIST_LIMIT)
+                )
         return views.upstream_documents(self.upstream_urls, self.live.upstreams, history)
 
     async def payouts(self, window: int) -> dict[str, Any] | None:
@@ -221,10 +227,11 @@ class WebContext:
         now = self.now()
         store = self.store
         if store is not None:
-            return await self._stored(
-                ("hash_rate_history", span, buckets, worker),
-                lambda at: store.hash_rate_history(at, span, buckets, worker),
-            )
+            with contextlib.suppress(StoreNotReady):
+                return await self._stored(
+                    ("hash_rate_history", span, buckets, worker),
+                    lambda at: store.hash_rate_history(at, span, buckets, worker),
+                )
         if worker is None:
             return self.live.pool_history.series(now, span, buckets)
         seen = self.live.workers.get(worker)

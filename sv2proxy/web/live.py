@@ -76,12 +76,18 @@ class RateHistory:
         while len(buckets) > KEPT_BUCKETS:
             buckets.popleft()
 
-    def rate(self, now: float, window: float) -> float:
+    def rate(self, now: float, window: float, origin: float | None = None) -> float:
         """H/s the accepted difficulty of the last ``window`` seconds stands for."""
-        return self.series(now, window, 1)[0][1]
+        return self.series(now, window, 1, origin)[0][1]
 
-    def series(self, now: float, span: float, buckets: int) -> list[tuple[float, float]]:
-        """Like the store's ``hash_rate_history``: ``buckets`` slices of the last ``span`` s."""
+    def series(
+        self, now: float, span: float, buckets: int, origin: float | None = None
+    ) -> list[tuple[float, float]]:
+        """Like the store's ``hash_rate_history``: ``buckets`` slices of the last ``span`` s.
+
+        ``origin``: when counting began, so the first, partial minute is not spread over the
+        part of it before then (the figures would read low after every start).
+        """
         width = span / buckets
         start = now - span
         sums = [0.0] * buckets
@@ -89,6 +95,8 @@ class RateHistory:
             # A live bucket is a minute of shares (the current one only up to now): spread it
             # over the slices it overlaps, so slices narrower than a minute show no spikes.
             bucket_end = min(bucket_start + BUCKET, now)
+            if origin is not None and bucket_start < origin:
+                bucket_start = origin  # the minute counting began in: only its part since then
             length = bucket_end - bucket_start
             if length <= 0 or bucket_end <= start:
                 continue
@@ -173,11 +181,11 @@ class LiveState:
         return max(1.0, min(HASH_RATE_WINDOW, now - self.started_at))
 
     def pool_rate(self, now: float) -> float:
-        return self.pool_history.rate(now, self.rate_window(now))
+        return self.pool_history.rate(now, self.rate_window(now), self.started_at)
 
     def worker_rate(self, name: str, now: float) -> float:
         seen = self.workers.get(name)
-        return 0.0 if seen is None else seen.history.rate(now, self.rate_window(now))
+        return 0.0 if seen is None else seen.history.rate(now, self.rate_window(now), self.started_at)
 
     def start(self) -> None:
         if self._unsubscribe:

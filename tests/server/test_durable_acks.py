@@ -218,6 +218,22 @@ def test_a_success_held_before_the_reconnect_still_goes_first(mining, ledger):
     assert reconnect == Reconnect("backup.example", 3334)
 
 
+def test_a_share_accepted_after_the_request_cannot_let_the_reconnect_overtake(mining, ledger):
+    protocol, transport, channel_id, job_id = _open(mining)
+    other, other_transport = set_up(mining)
+    other.dataReceived(OpenExtendedMiningChannel(7, "bob", 1.0, ANY, 4).to_frame())
+    bob = sent(other_transport)[0]  # its Success (then the current job)
+    (alice_share,) = _shares(mining, channel_id, job_id, 1)
+    _submit(protocol, channel_id, 0, job_id, alice_share)  # ticket 1: alice's Success pending
+    mining.reconnect_miners("backup.example", 3334)  # waits for ticket 1
+    (bob_share,) = _shares(mining, bob.channel_id, job_id, 1)
+    _submit(other, bob.channel_id, 0, job_id, bob_share)  # ticket 2: another miner's share
+    ledger.commit(upto=1)
+    ledger.commit()
+    ack, reconnect = sent(transport)
+    assert isinstance(ack, SubmitSharesSuccess) and reconnect == Reconnect("backup.example", 3334)
+
+
 def test_with_every_share_durable_the_reconnect_goes_at_once(mining, ledger):
     protocol, transport, channel_id, job_id = _open(mining)
     assert mining.reconnect_miners() == (1, False)

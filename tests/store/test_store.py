@@ -527,3 +527,5 @@ async def test_reads_before_the_schema_exists_say_so(tmp_path: Path) -> None:
         assert await store.worker_stats(0.0) == []
     finally:
         await store.stop()
+    with pytest.raises(StoreNotReady):  # stopped: its reader is gone, so no query may hang on it
+        await store.blocks()

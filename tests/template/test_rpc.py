@@ -97,6 +97,9 @@ async def test_credentials_in_the_url_are_used_and_never_shown(node):
     rpc = BitcoinCoreRPC(with_userinfo, RPCAuth(cookie_file=None), http, reactor)
     assert await rpc.getbestblockhash() == "00" * 32
     assert "word" not in rpc.shown_url and "@" not in rpc.url
+    assert rpc.shown_url == with_userinfo.replace("p%40ss%3Aword", "********")
+    rpc.url = "http://127.0.0.1:1/"  # the embedded demo node sets its own URL later
+    assert rpc.shown_url == "http://127.0.0.1:1/"
 
 
 @pytest_twisted.ensureDeferred

@@ -317,3 +317,17 @@ def test_rejection_reasons_are_bounded(live: LiveState, bus: EventBus) -> None:
     for counts in (live.workers["alice"].rejected, live.rejected):
         assert len(counts) == MAX_REJECT_REASONS + 1
         assert counts[OTHER_REASON] == 10 and counts["reason-0"] == 2
+
+
+def test_the_minute_counting_began_in_does_not_read_low(bus: EventBus, clock: Clock) -> None:
+    clock.advance(50)  # counting starts 50 s into a minute
+    state = LiveState(bus, clock)
+    state.start()
+    for _ in range(5):
+        bus.publish(share("alice", 1.0))
+        clock.advance(1)
+    # 5 difficulty-1 shares in the 5 s since start: that rate, not a twelfth of it.
+    assert state.pool_rate(clock.seconds()) == pytest.approx(5 * HASHES_PER_DIFFICULTY / 5)
+    assert state.worker_rate("alice", clock.seconds()) == pytest.approx(5 * HASHES_PER_DIFFICULTY / 5)
+    clock.advance(60)  # the next minute had none: the rate over the 65 s since start
+    assert state.pool_rate(clock.seconds()) == pytest.approx(5 * HASHES_PER_DIFFICULTY / 65)

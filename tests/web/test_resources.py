@@ -282,6 +282,24 @@ def test_a_store_not_ready_yet_is_a_503_to_retry() -> None:
     assert json.loads(body) == {"error": "share store X is not ready yet (starting)"}
 
 
+def test_without_a_ready_store_the_dashboard_and_lists_show_live_figures(bus: EventBus) -> None:
+    from twisted.internet.defer import fail
+
+    from sv2proxy.store.batched import StoreNotReady
+
+    store = FakeStore()
+    for query in ("worker_stats", "blocks", "upstream_events", "hash_rate_history"):
+        setattr(store, query, lambda *_: fail(StoreNotReady("share store X is not ready yet (failing: refused)")))
+    context, bus, _ = make_context(store=store)
+    bus.publish(ShareSubmitted(1, 1, "alice", 1.0, True))
+    client = Client(context)
+    workers = client.json("/api/v1/workers")
+    assert [(w["name"], w["accepted"], w["stored"]) for w in workers] == [("alice", 1, None)]
+    assert client.json("/api/v1/blocks") == []
+    response, body = client.get("/")
+    assert response.code == 200 and b"alice" in body
+
+
 # -- metrics and dashboard ---------------------------------------------------------------------
 
 
