@@ -119,11 +119,7 @@ def is_reconnect_host(host: str) -> bool:
         return True
     if len(host.encode()) > MAX_HOST_BYTES:
         return False
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
+    if _is_ip(host):
         return "%" not in host  # a zone id means nothing on the miner's machine
     name = host[:-1] if host.endswith(".") else host
     if not name or len(name) > MAX_NAME_CHARS:
@@ -133,3 +129,11 @@ def is_reconnect_host(host: str) -> bool:
         return False
     # RFC 1123 §2.1: a name is never all-numeric at the top (that is a malformed address).
     return not labels[-1].isdigit()
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
