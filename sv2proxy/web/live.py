@@ -36,8 +36,9 @@ from sv2proxy.events import (
 from sv2proxy.store.records import BlockRecord, hash_rate
 
 #: The window of the headline hash rates (pool and per worker): accepted difficulty over the
-#: last ten minutes, the formula the store's windows and an upstream pool use (FIELD-NOTES).
-HASH_RATE_WINDOW = 600.0
+#: last fifteen minutes -- the formula, and once the daemon is older the very figure, of the
+#: store's "15m" window, and what an upstream pool computes (FIELD-NOTES).
+HASH_RATE_WINDOW = 900.0
 #: Width of the live hash-rate buckets, and how many are kept (an hour's worth).
 BUCKET = 60.0
 KEPT_BUCKETS = 60

@@ -47,7 +47,7 @@ class DaemonCollector(Collector):
         yield GaugeMetricFamily(f"{PREFIX}_channels", "Open mining channels", value=len(channels))
         yield GaugeMetricFamily(
             f"{PREFIX}_hash_rate",
-            "Hash rate from accepted difficulty over the last 10 minutes (H/s), as the API and dashboard show it",
+            "Hash rate from accepted difficulty over the last 15 minutes (H/s), as the API and dashboard show it",
             value=live.pool_rate(now),
         )
         yield GaugeMetricFamily(
@@ -56,7 +56,7 @@ class DaemonCollector(Collector):
         )
         per_worker = GaugeMetricFamily(
             f"{PREFIX}_worker_hash_rate",
-            "Hash rate of each connected worker from accepted difficulty over the last 10 minutes (H/s)",
+            "Hash rate of each connected worker from accepted difficulty over the last 15 minutes (H/s)",
             labels=["worker"],
         )
         for worker in sorted({channel.worker for channel in channels}):
