@@ -70,6 +70,20 @@ async def kill(daemon) -> None:
         connection.transport.abortConnection()
 
 
+def connect_miners(port: int, proxy_options: Options, v1, v2) -> None:
+    """A Stratum V1 device and a Stratum V2 one (Noise, pinned to the proxy's key) to ``port``."""
+    reactor.connectTCP("127.0.0.1", port, v1)
+    reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(v2, proxy_options.authority.public, reactor))
+
+
+async def shut_down(node: RegtestNode, *daemons) -> None:
+    """Stop whichever of ``daemons`` still run (first to last), then the node."""
+    for daemon in daemons:
+        if daemon is not None and daemon.running:
+            await daemon.stopService()
+    await node.stop()
+
+
 def disconnect(*factories) -> None:
     for factory in factories:
         if factory.device is not None and factory.device.transport is not None:
@@ -90,8 +104,7 @@ async def test_v1_and_v2_miners_find_blocks_through_the_proxy_and_the_pool(tmp_p
         await until(lambda: proxy.getServiceNamed("upstream").session is not None)
         port = await miners_port(proxy)
         start_height = node.height
-        reactor.connectTCP("127.0.0.1", port, v1)
-        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(v2, proxy_options.authority.public, reactor))
+        connect_miners(port, proxy_options, v1, v2)
         v1_stats = await v1.when(lambda s: len(s.blocks) >= 1)
         await v2.when(lambda s: len(s.blocks) >= 1)
         await until(lambda: node.height >= start_height + 2)
@@ -111,9 +124,7 @@ async def test_v1_and_v2_miners_find_blocks_through_the_proxy_and_the_pool(tmp_p
         assert chain & {found[::-1].hex() for found in v1_stats.blocks}
     finally:
         disconnect(v1, v2)
-        await proxy.stopService()
-        await pool.stopService()
-        await node.stop()
+        await shut_down(node, proxy, pool)
 
 
 @pytest_twisted.ensureDeferred
@@ -132,8 +143,7 @@ async def test_losing_the_pool_moves_the_miners_to_the_backup_within_seconds(tmp
     try:
         await until(lambda: len(connected) == 1)
         port = await miners_port(proxy)
-        reactor.connectTCP("127.0.0.1", port, v1)
-        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(v2, proxy_options.authority.public, reactor))
+        connect_miners(port, proxy_options, v1, v2)
         await v1.when(lambda s: s.shares_acknowledged >= 2)
         await v2.when(lambda s: s.shares_acknowledged >= 2)
         v1_device, v2_device = v1.device, v2.device
@@ -154,11 +164,7 @@ async def test_losing_the_pool_moves_the_miners_to_the_backup_within_seconds(tmp
         assert bytes.fromhex(best["tx"][0]["vin"][0]["coinbase"]).find(b"/backup/") > 0
     finally:
         disconnect(v1, v2)
-        await proxy.stopService()
-        await backup.stopService()
-        if primary.running:
-            await primary.stopService()
-        await node.stop()
+        await shut_down(node, proxy, backup, primary)
 
 
 @pytest_twisted.ensureDeferred
@@ -180,6 +186,4 @@ async def test_two_hundred_miners_connecting_at_once_open_exactly_one_upstream_c
         assert len(proxy.getServiceNamed("mining").manager.channels) == 200
     finally:
         disconnect(*devices)
-        await proxy.stopService()
-        await pool.stopService()
-        await node.stop()
+        await shut_down(node, proxy, pool)

@@ -12,9 +12,8 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from sv2proxy.events import MiningPoolConnected, ShareSubmitted
-from sv2proxy.link import NoiseClientFactory
 from sv2proxy.testing import MiningDeviceFactory, RegtestNode, Sv1MiningDeviceFactory
-from tests.e2e.test_proxy import disconnect, kill, miners_port, pool_url, start, start_pool
+from tests.e2e.test_proxy import connect_miners, disconnect, kill, miners_port, pool_url, shut_down, start, start_pool
 from tests.e2e.test_solo_regtest import PAYOUT, rpc, until
 
 #: A second regtest address (P2WSH), for the second solo miner.
@@ -68,8 +67,7 @@ async def test_per_miner_channels_carry_each_miners_identity_to_a_solo_pool(tmp_
         assert pool_channels == {}  # set up, but no miner yet: no channel
         port = await miners_port(proxy)
         start_height = node.height
-        reactor.connectTCP("127.0.0.1", port, v1)
-        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(v2, proxy_options.authority.public, reactor))
+        connect_miners(port, proxy_options, v1, v2)
         # The pool sees one channel per miner, under each miner's own username ...
         await until(lambda: len(pool_channels) == 2)
         identities = {channel.channel_id: channel.user_identity for channel in pool_channels.values()}
@@ -95,9 +93,7 @@ async def test_per_miner_channels_carry_each_miners_identity_to_a_solo_pool(tmp_
         await soon(v2.when(lambda s: s.shares_acknowledged > before))
     finally:
         disconnect(v1, v2)
-        await proxy.stopService()
-        await pool.stopService()
-        await node.stop()
+        await shut_down(node, proxy, pool)
 
 
 @pytest_twisted.ensureDeferred
@@ -119,8 +115,7 @@ async def test_per_miner_channels_are_opened_again_on_the_backup_after_a_failove
     try:
         await until(lambda: len(connected) == 1)
         port = await miners_port(proxy)
-        reactor.connectTCP("127.0.0.1", port, v1)
-        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(v2, proxy_options.authority.public, reactor))
+        connect_miners(port, proxy_options, v1, v2)
         await soon(v1.when(lambda s: s.shares_acknowledged >= 2))
         await soon(v2.when(lambda s: s.shares_acknowledged >= 2))
         await kill(primary)
@@ -132,11 +127,7 @@ async def test_per_miner_channels_are_opened_again_on_the_backup_after_a_failove
         await soon(v2.when(lambda s: s.shares_acknowledged > v2_before))
     finally:
         disconnect(v1, v2)
-        await proxy.stopService()
-        await backup.stopService()
-        if primary.running:
-            await primary.stopService()
-        await node.stop()
+        await shut_down(node, proxy, backup, primary)
 
 
 @pytest_twisted.ensureDeferred
@@ -159,8 +150,7 @@ async def test_a_restarted_primary_gets_the_miners_back_within_the_failback_inte
     try:
         await until(lambda: len(connected) == 1)
         port = await miners_port(proxy)
-        reactor.connectTCP("127.0.0.1", port, v1)
-        reactor.connectTCP("127.0.0.1", port, NoiseClientFactory(v2, proxy_options.authority.public, reactor))
+        connect_miners(port, proxy_options, v1, v2)
         await soon(v1.when(lambda s: s.shares_acknowledged >= 2))
         await soon(v2.when(lambda s: s.shares_acknowledged >= 2))
         v1_device, v2_device = v1.device, v2.device
@@ -192,10 +182,4 @@ async def test_a_restarted_primary_gets_the_miners_back_within_the_failback_inte
         assert proxy.getServiceNamed("upstream").url.text == primary_url
     finally:
         disconnect(v1, v2)
-        await proxy.stopService()
-        await backup.stopService()
-        if restarted is not None:
-            await restarted.stopService()
-        if primary.running:
-            await primary.stopService()
-        await node.stop()
+        await shut_down(node, proxy, backup, restarted, primary)

@@ -51,6 +51,23 @@ def start_daemon(tmp_path: Path, rpc_url: str):
     return options, daemon
 
 
+def tp_daemon(tmp_path: Path, provider, coinbase: str):
+    """The daemon's service tree (not started) on ``provider``; ``coinbase``: its extra keys."""
+    config = tmp_path / "tp.yaml"
+    config.write_text(
+        f"data_dir: {tmp_path / 'data'}\n"
+        "listen:\n  sv2: 127.0.0.1:0\n"
+        "node:\n  embedded: false\n  chain: regtest\n"
+        f"  template_provider: 127.0.0.1:{provider.port}\n"
+        f"  template_provider_key: {provider.authority.public_text}\n"
+        f"coinbase:\n  payout: {PAYOUT}\n{coinbase}"
+        "mining:\n  min_difficulty: 0.000001\n  share_batch_size: 1\n"
+    )
+    options = Options()
+    options.parseOptions(["--config", str(config)])
+    return options, makeService(options, reactor)
+
+
 async def until(condition, seconds: float = 20.0) -> None:
     for _ in range(int(seconds / 0.05)):
         if condition():
@@ -216,19 +233,7 @@ async def test_the_daemon_mines_through_a_template_provider(tmp_path: Path):
     await node.start()
     provider = TemplateProvider(node, reactor)
     await provider.start()
-    config = tmp_path / "tp.yaml"
-    config.write_text(
-        f"data_dir: {tmp_path / 'data'}\n"
-        "listen:\n  sv2: 127.0.0.1:0\n"
-        "node:\n  embedded: false\n  chain: regtest\n"
-        f"  template_provider: 127.0.0.1:{provider.port}\n"
-        f"  template_provider_key: {provider.authority.public_text}\n"
-        f"coinbase:\n  payout: {PAYOUT}\n  pool_tag: /tp-e2e/\n"
-        "mining:\n  min_difficulty: 0.000001\n  share_batch_size: 1\n"
-    )
-    options = Options()
-    options.parseOptions(["--config", str(config)])
-    daemon = makeService(options, reactor)
+    options, daemon = tp_daemon(tmp_path, provider, "  pool_tag: /tp-e2e/\n")
     assert [service.name for service in daemon] == ["store", "mining", "template-provider", "sv2-miners", "web"]
     daemon.privilegedStartService()
     daemon.startService()
@@ -302,19 +307,7 @@ async def test_a_solo_pool_on_a_template_provider_pays_each_miner_its_own_addres
     await node.start()
     provider = TemplateProvider(node, reactor)
     await provider.start()
-    config = tmp_path / "tp-solo.yaml"
-    config.write_text(
-        f"data_dir: {tmp_path / 'data'}\n"
-        "listen:\n  sv2: 127.0.0.1:0\n"
-        "node:\n  embedded: false\n  chain: regtest\n"
-        f"  template_provider: 127.0.0.1:{provider.port}\n"
-        f"  template_provider_key: {provider.authority.public_text}\n"
-        f"coinbase:\n  payout: {PAYOUT}\n  solo: true\n"
-        "mining:\n  min_difficulty: 0.000001\n  share_batch_size: 1\n"
-    )
-    options = Options()
-    options.parseOptions(["--config", str(config)])
-    daemon = makeService(options, reactor)
+    options, daemon = tp_daemon(tmp_path, provider, "  solo: true\n")
     daemon.privilegedStartService()
     daemon.startService()
     miners = MiningDeviceFactory(reactor, f"{mine}.rig1", pause=0.05, nonces_per_slice=8)
@@ -347,19 +340,7 @@ async def test_a_block_found_through_a_template_provider_is_journaled_whole(tmp_
     hashes = await rpc(node, "generatetodescriptor", 101, "raw(51)")  # anyone-can-spend coinbases
     provider = TemplateProvider(node, reactor, template_interval=0.2)
     await provider.start()
-    config = tmp_path / "tp.yaml"
-    config.write_text(
-        f"data_dir: {tmp_path / 'data'}\n"
-        "listen:\n  sv2: 127.0.0.1:0\n"
-        "node:\n  embedded: false\n  chain: regtest\n"
-        f"  template_provider: 127.0.0.1:{provider.port}\n"
-        f"  template_provider_key: {provider.authority.public_text}\n"
-        f"coinbase:\n  payout: {PAYOUT}\n  pool_tag: /tp-txs/\n"
-        "mining:\n  min_difficulty: 0.000001\n  share_batch_size: 1\n"
-    )
-    options = Options()
-    options.parseOptions(["--config", str(config)])
-    daemon = makeService(options, reactor)
+    options, daemon = tp_daemon(tmp_path, provider, "  pool_tag: /tp-txs/\n")
     daemon.privilegedStartService()
     daemon.startService()
     source = daemon.getServiceNamed("template-provider")
